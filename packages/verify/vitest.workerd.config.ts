@@ -1,0 +1,15 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+// The same unit tests as vitest.config.ts, run inside workerd (Miniflare). Unit tests only, so no
+// Worker entrypoint and no wrangler config. We set no compatibility flags, but the plugin always
+// turns on nodejs_compat_v2 for its runner (Vitest needs it), so `process`, `Buffer` and `node:*`
+// exist here too: this run proves the Web APIs we use behave in workerd; tsconfig.build.json
+// (no Node types) is what keeps Node out of the source.
+export default defineConfig({
+  plugins: [cloudflareTest({ miniflare: { compatibilityDate: '2026-11-02' } })],
+  test: {
+    include: ['src/**/*.test.ts'],
+    provide: { expectedRuntime: 'workerd' },
+  },
+});
