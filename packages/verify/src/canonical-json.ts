@@ -36,6 +36,19 @@ export function compareCodePoints(a: string, b: string): number {
 
 const MAX_DEPTH = 100;
 
+/** A UTF-16 surrogate without its pair cannot be encoded as UTF-8 (Python raises too). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function writeString(text: string, out: string[]): void {
+  if (LONE_SURROGATE.test(text)) {
+    throw new VerifyError(
+      'MALFORMED',
+      'canonical JSON: a string holds an unpaired UTF-16 surrogate',
+    );
+  }
+  out.push('"', text.replace(/["\\]/g, '\\$&'), '"');
+}
+
 function write(value: unknown, out: string[], depth: number): void {
   if (depth > MAX_DEPTH) {
     throw new VerifyError('MALFORMED', `canonical JSON: nesting deeper than ${MAX_DEPTH} levels`);
@@ -47,7 +60,7 @@ function write(value: unknown, out: string[], depth: number): void {
   } else if (value === false) {
     out.push('false');
   } else if (typeof value === 'string') {
-    out.push('"', value.replace(/["\\]/g, '\\$&'), '"');
+    writeString(value, out);
   } else if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) {
       throw new VerifyError(
@@ -72,7 +85,8 @@ function write(value: unknown, out: string[], depth: number): void {
     out.push('{');
     entries.forEach(([k, v], i) => {
       if (i > 0) out.push(',');
-      out.push('"', k.replace(/["\\]/g, '\\$&'), '":');
+      writeString(k, out);
+      out.push(':');
       write(v, out, depth + 1);
     });
     out.push('}');

@@ -20,7 +20,7 @@ import {
   type DelegatedRole,
   type SuccinctRoles,
 } from './metadata.js';
-import type { Signer } from './signer.js';
+import { signMetadata, type Signer } from './signer.js';
 
 export interface RoleSpec {
   /** The keys (by keyid) that may sign for the role. */
@@ -74,11 +74,13 @@ export function buildSnapshot(
 export function buildTargets(
   spec: Common & {
     readonly targets?: readonly TargetFile[];
-    readonly delegations?: {
-      readonly keys: readonly { readonly keyid: string; readonly publicKey: Key }[];
-      readonly roles?: readonly DelegatedRole[];
-      readonly succinctRoles?: SuccinctRoles;
-    };
+    readonly delegations?:
+      | {
+          readonly keys: readonly { readonly keyid: string; readonly publicKey: Key }[];
+          readonly roles?: readonly DelegatedRole[] | undefined;
+          readonly succinctRoles?: SuccinctRoles | undefined;
+        }
+      | undefined;
   },
 ): Targets {
   const d = spec.delegations;
@@ -129,6 +131,5 @@ export async function signNew<T extends Root | Timestamp | Snapshot | Targets>(
   signed: T,
   signers: readonly Signer[],
 ): Promise<Metadata<T>> {
-  const { signMetadata } = await import('./signer.js');
   return signMetadata(new Metadata(signed), signers);
 }

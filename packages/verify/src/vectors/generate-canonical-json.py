@@ -21,7 +21,7 @@ import tuf
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import SSlibKey
-from tuf.api.metadata import Metadata, Root
+from tuf.api.metadata import Metadata, Role, Root
 
 SSLIB_VERSION = "1.6.0"
 TUF_VERSION = "7.0.1"
@@ -160,6 +160,9 @@ def realistic_root():
         spec_version="1.0.31",
         expires=datetime(2030, 1, 1, tzinfo=timezone.utc),
         consistent_snapshot=True,
+        # Root's default roles dict iterates a set, whose order changes with PYTHONHASHSEED;
+        # a fixed (unsorted) order keeps this file reproducible.
+        roles={name: Role([], 1) for name in ("root", "targets", "snapshot", "timestamp")},
     )
     root.add_key(ed_key, "root")
     root.add_key(ed_key, "targets")
