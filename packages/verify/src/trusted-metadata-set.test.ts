@@ -121,9 +121,7 @@ describe('snapshot (5.5)', () => {
     );
     const bytes = dropped.toBytes();
     await repo.publishTimestamp(
-      await (
-        await import('./repository.js')
-      ).describeMetadata(webHashPort, 3, bytes, { length: true, hashes: true }),
+      await describeMetadata(webHashPort, 3, bytes, { length: true, hashes: true }),
     );
     const trusted2 = await TrustedMetadataSet.create(repo.rootBytes(1), at, webHashPort);
     await trusted2.updateTimestamp(file('timestamp.json'));
