@@ -98,16 +98,13 @@ export function asStringArray(value: unknown, where: string): string[] {
 
 export function asStringRecord(value: unknown, where: string): Record<string, string> {
   const obj = asObject(value, where);
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(obj)) out[k] = asString(v, `${where}.${k}`);
-  return out;
+  // Object.fromEntries, not assignment: a key named "__proto__" must stay an ordinary entry.
+  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, asString(v, `${where}.${k}`)]));
 }
 
 /** The fields of `obj` other than `known`: kept so re-serialization never breaks a signature. */
 export function extraFields(obj: JsonObject, known: readonly string[]): JsonObject {
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(obj)) if (!known.includes(k)) out[k] = v;
-  return out;
+  return Object.fromEntries(Object.entries(obj).filter(([k]) => !known.includes(k)));
 }
 
 export function describe(value: unknown): string {

@@ -132,9 +132,13 @@ export class Key {
   }
 }
 
-/** The keyid python-tuf and securesystemslib give a key: sha256 over its canonical JSON. */
+/**
+ * The keyid securesystemslib gives a key: sha256 over the canonical JSON of its keytype,
+ * scheme and keyval only (other top-level fields, like keyid_hash_algorithms, do not count).
+ */
 export async function computeKeyId(key: Key): Promise<string> {
-  return sha256Hex(webHashPort, canonicalize(key.toJSON()));
+  const { keytype, scheme, keyval } = key.toJSON();
+  return sha256Hex(webHashPort, canonicalize({ keytype, scheme, keyval }));
 }
 
 export function pemToDer(pem: string, label: string): Uint8Array<ArrayBuffer> | undefined {

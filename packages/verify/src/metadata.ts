@@ -176,10 +176,9 @@ function parseKeys(value: unknown, where: string): Map<string, Key> {
   return keys;
 }
 
+// Object.fromEntries, not assignment: a key named "__proto__" must stay an ordinary entry.
 function keysJSON(keys: ReadonlyMap<string, Key>): JsonObject {
-  const out: JsonObject = {};
-  for (const [keyid, key] of keys) out[keyid] = key.toJSON();
-  return out;
+  return Object.fromEntries([...keys].map(([keyid, key]) => [keyid, key.toJSON()]));
 }
 
 export class Root extends SignedBase {
@@ -228,8 +227,9 @@ export class Root extends SignedBase {
   }
 
   toJSON(): JsonObject {
-    const roles: JsonObject = {};
-    for (const name of TOP_LEVEL_ROLES) roles[name] = this.roles[name].toJSON();
+    const roles = Object.fromEntries(
+      TOP_LEVEL_ROLES.map((name) => [name, this.roles[name].toJSON()]),
+    );
     return {
       ...this.commonJSON(),
       ...(this.consistentSnapshot === undefined
@@ -341,8 +341,7 @@ export class Snapshot extends SignedBase {
   }
 
   toJSON(): JsonObject {
-    const meta: JsonObject = {};
-    for (const [name, file] of this.meta) meta[name] = file.toJSON();
+    const meta = Object.fromEntries([...this.meta].map(([name, file]) => [name, file.toJSON()]));
     return { ...this.commonJSON(), meta };
   }
 }
@@ -396,6 +395,45 @@ export class TargetFile {
   }
 }
 
+/** Escapes one code point for use inside a RegExp character class (unicode mode). */
+function classChar(c: string): string {
+  return /[\\\]\[^-]/.test(c) ? `\\${c}` : c;
+}
+
+/**
+ * The character set `[...]` of Python's `fnmatch.translate`, as a RegExp fragment: `]` first is
+ * literal, `!` negates, `a-z` ranges (a reversed range matches nothing), `-` first or last is
+ * literal. `body` is the text between the brackets.
+ */
+function translateSet(body: string): string {
+  const negated = body.startsWith('!');
+  const chars = Array.from(negated ? body.slice(1) : body);
+  // Split on the hyphens that make ranges: never the first character, as CPython does.
+  const chunks: string[][] = [];
+  let current: string[] = [];
+  for (let k = 0; k < chars.length; k++) {
+    const c = chars[k] ?? '';
+    if (c === '-' && current.length > 0 && k + 1 < chars.length) {
+      chunks.push(current);
+      current = [chars[++k] ?? ''];
+    } else {
+      current.push(c);
+    }
+  }
+  chunks.push(current);
+  // A range whose ends are reversed is empty: drop both ends, as CPython does.
+  for (let m = chunks.length - 1; m > 0; m--) {
+    const prev = chunks[m - 1] ?? [];
+    const cur = chunks[m] ?? [];
+    if ((prev[prev.length - 1]?.codePointAt(0) ?? 0) > (cur[0]?.codePointAt(0) ?? 0)) {
+      chunks.splice(m - 1, 2, [...prev.slice(0, -1), ...cur.slice(1)]);
+    }
+  }
+  const inner = chunks.map((chunk) => chunk.map(classChar).join('')).join('-');
+  if (inner === '') return negated ? '.' : '(?!)';
+  return negated ? `[^${inner}]` : `[${inner}]`;
+}
+
 /** Python's fnmatch for one path segment: `*`, `?`, `[seq]` and `[!seq]`. */
 function fnmatchSegment(name: string, pattern: string): boolean {
   let re = '';
@@ -411,15 +449,17 @@ function fnmatchSegment(name: string, pattern: string): boolean {
       if (j >= pattern.length) {
         re += '\\[';
       } else {
-        let stuff = pattern.slice(i + 1, j).replace(/\\/g, '\\\\');
-        if (stuff.startsWith('!')) stuff = `^${stuff.slice(1)}`;
-        else if (stuff.startsWith('^')) stuff = `\\${stuff}`;
-        re += `[${stuff}]`;
+        re += translateSet(pattern.slice(i + 1, j));
         i = j;
       }
     } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   }
-  return new RegExp(`^${re}$`, 'su').test(name);
+  try {
+    return new RegExp(`^${re}$`, 'su').test(name);
+  } catch {
+    // A pattern we cannot translate matches nothing rather than breaking the search.
+    return false;
+  }
 }
 
 /**
@@ -691,8 +731,9 @@ export class Targets extends SignedBase {
   }
 
   toJSON(): JsonObject {
-    const targets: JsonObject = {};
-    for (const [path, file] of this.targets) targets[path] = file.toJSON();
+    const targets = Object.fromEntries(
+      [...this.targets].map(([path, file]) => [path, file.toJSON()]),
+    );
     return {
       ...this.commonJSON(),
       targets,
