@@ -397,7 +397,7 @@ export class TargetFile {
 
 /** Escapes one code point for use inside a RegExp character class (unicode mode). */
 function classChar(c: string): string {
-  return /[\\\]\[^-]/.test(c) ? `\\${c}` : c;
+  return /[\\\][^-]/.test(c) ? `\\${c}` : c;
 }
 
 /**
