@@ -4,6 +4,7 @@
 // (rollback), a tampered one, an endless one.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { quotePathSegment } from '@cairn/verify/encoding';
 import { webHashPort } from '@cairn/verify/hash';
 import {
@@ -41,8 +42,13 @@ interface DelegationSpec {
   readonly signers: Signer[];
 }
 
-/** What a handler answers for one request; undefined falls through to the published files. */
-export type Override = (path: string) => { status: number; body?: Uint8Array } | undefined;
+/**
+ * What a handler answers for one request; undefined falls through to the published files. A
+ * body given as an async iterable is streamed (chunked), so it may be endless.
+ */
+export type Override = (
+  path: string,
+) => { status: number; body?: Uint8Array | AsyncIterable<Uint8Array> } | undefined;
 
 export class RepositorySimulator {
   /** The clock metadata expiry is computed from. */
@@ -317,17 +323,27 @@ export class RepositorySimulator {
   /** Starts serving on 127.0.0.1; `url` is then `http://127.0.0.1:PORT/`. */
   async serve(): Promise<string> {
     const server = createServer((req, res) => {
-      const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1));
+      const rawPath = new URL(req.url ?? '/', 'http://x').pathname.slice(1);
+      // Metadata of roles whose names need quoting is published under the quoted name.
+      const path = decodeURIComponent(rawPath);
       this.requests.push(path);
       for (const override of this.overrides) {
         const answer = override(path);
         if (answer !== undefined) {
           res.writeHead(answer.status, { 'content-type': 'application/octet-stream' });
-          res.end(answer.body ?? new Uint8Array());
+          const body = answer.body ?? new Uint8Array();
+          if (body instanceof Uint8Array) {
+            res.end(body);
+          } else {
+            // Stop producing (an endless body never ends by itself) once the client hangs up.
+            const stream = Readable.from(body);
+            res.on('close', () => stream.destroy());
+            stream.pipe(res);
+          }
           return;
         }
       }
-      const body = this.files.get(path);
+      const body = this.files.get(rawPath) ?? this.files.get(path);
       if (body === undefined) {
         res.writeHead(404).end();
         return;

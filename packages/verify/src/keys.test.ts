@@ -93,3 +93,24 @@ test('unknown key fields are preserved when written back', () => {
   };
   expect(Key.fromJSON(json, 'key').toJSON()).toEqual(json);
 });
+
+describe('identity: one key counts once, however it is spelled', () => {
+  test('an ed25519 key in lower- and uppercase hex is one key', async () => {
+    const hexKey = ed25519.vectors[0]?.public_key_hex ?? '';
+    const lower = new Key('ed25519', 'ed25519', hexKey);
+    const upper = new Key('ed25519', 'ed25519', hexKey.toUpperCase());
+    expect(await upper.identity()).toBe(await lower.identity());
+    expect(await lower.identity()).toBe(`ed25519:${hexKey}`);
+  });
+
+  test('an ECDSA key under both keytype names and re-wrapped PEM is one key', async () => {
+    const pem = ecdsa.key.public_key_pem;
+    const rewrapped = pem.replace(/\n(?!-----END)/g, '\n\n');
+    const a = new Key('ecdsa', 'ecdsa-sha2-nistp256', pem);
+    const b = new Key('ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp256', rewrapped);
+    expect(await b.identity()).toBe(await a.identity());
+    expect(await a.identity()).toBe(
+      `ecdsa-p256:04${ecdsa.key.public_key_x_hex}${ecdsa.key.public_key_y_hex}`,
+    );
+  });
+});

@@ -66,9 +66,24 @@ export class Key {
     };
   }
 
-  /** The same key material, whatever the keyid it is listed under. */
-  get identity(): string {
-    return `${this.keytype}/${this.scheme}/${this.publicValue.replace(/\s+/g, '')}`;
+  /**
+   * The key material itself, whatever keyid, keytype alias or spelling lists it, so that one
+   * key counts once toward a threshold: ed25519 as the lowercase hex of its 32 bytes (strict
+   * verification accepts only canonical encodings), ECDSA P-256 as its uncompressed point.
+   * Keys that cannot verify get their text: they never count anyway.
+   */
+  async identity(): Promise<string> {
+    if (this.keytype === ED25519 && this.scheme === ED25519) {
+      const bytes = fromHex(this.publicValue);
+      if (bytes?.length === 32) return `ed25519:${toHex(bytes)}`;
+    }
+    if (ECDSA_KEYTYPES.has(this.keytype) && this.scheme === ECDSA_P256_SCHEME) {
+      const key = await this.#ecdsaKey();
+      if (key !== undefined) {
+        return `ecdsa-p256:${toHex(new Uint8Array(await crypto.subtle.exportKey('raw', key)))}`;
+      }
+    }
+    return `unsupported:${this.keytype}/${this.scheme}/${this.publicValue}`;
   }
 
   get supported(): boolean {
@@ -121,7 +136,8 @@ export class Key {
           'spki',
           der,
           { name: 'ECDSA', namedCurve: 'P-256' },
-          false,
+          // A public key: extractable so that identity() can read its point.
+          true,
           ['verify'],
         );
       } catch {

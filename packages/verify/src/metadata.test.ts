@@ -215,6 +215,19 @@ describe('delegations', () => {
       ]).toEqual([true, true, false]);
     });
 
+    test.each(['../evil', '/abs', 'a/../../b'])(
+      'a name_prefix %j that climbs is BAD_NAME',
+      (prefix) => {
+        const json = {
+          keys: {},
+          succinct_roles: { keyids: [], threshold: 1, bit_length: 4, name_prefix: prefix },
+        };
+        expect(() => Delegations.fromJSON(json, 'delegations')).toThrow(
+          expect.objectContaining({ code: 'BAD_NAME' }),
+        );
+      },
+    );
+
     test('bit_length outside 1..32 is MALFORMED', () => {
       expect(
         () => new SuccinctRoles({ keyids: [], threshold: 1, bitLength: 33, namePrefix: 'b' }),

@@ -576,13 +576,16 @@ export class SuccinctRoles extends Role {
 
   static fromJSONSuccinct(value: unknown, where: string): SuccinctRoles {
     const obj = asObject(value, where);
-    return new SuccinctRoles({
+    const roles = new SuccinctRoles({
       keyids: asStringArray(obj.keyids, `${where}.keyids`),
       threshold: asInteger(obj.threshold, `${where}.threshold`, 1),
       bitLength: asInteger(obj.bit_length, `${where}.bit_length`, 1),
       namePrefix: asString(obj.name_prefix, `${where}.name_prefix`),
       extra: extraFields(obj, ['keyids', 'threshold', 'bit_length', 'name_prefix']),
     });
+    // Every bin name has the same path segments as the first: checking it checks them all.
+    checkRoleName(roles.binName(0), `${where}.name_prefix`);
+    return roles;
   }
 
   override toJSON(): JsonObject {
@@ -894,8 +897,10 @@ export async function verifyDelegate(
     if (counted.size >= role.threshold) break;
     const key = keys.get(keyid);
     const sig = byKeyId.get(keyid);
-    if (key === undefined || sig === undefined || counted.has(key.identity)) continue;
-    if (await key.verify(sig, data)) counted.add(key.identity);
+    if (key === undefined || sig === undefined) continue;
+    const identity = await key.identity();
+    if (counted.has(identity)) continue;
+    if (await key.verify(sig, data)) counted.add(identity);
   }
   if (counted.size < role.threshold) {
     throw new VerifyError(
