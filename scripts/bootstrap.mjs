@@ -1,7 +1,6 @@
 // Installs what the README commands need, every time, idempotently. Runs on whatever Node
 // started it (the machine's Node 20 in a fresh clone): plain JavaScript, no dependencies.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +15,11 @@ function run(cmd, args) {
   }
 }
 
-// A fresh clone installs exactly what the lockfile says; an existing tree is brought up to
-// date with it (a no-op when nothing changed).
-const fresh = !existsSync(join(root, 'node_modules', '.package-lock.json'));
-run('npm', [fresh ? 'ci' : 'install', '--no-audit', '--no-fund', '--loglevel=error']);
+// `npm install`, not `npm ci`: npm leaves other platforms' optional packages (turbo's, for
+// one) out of the lockfile it writes, and `npm ci` then refuses that lockfile as out of sync.
+// `npm install` keeps every version the lockfile pins and is a quick no-op when up to date.
+run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error']);
+
+// The caller's shell may have looked `node` up before node_modules/.bin/node existed, and
+// dash remembers that lookup: so the README commands run the rest of their work through a
+// fresh `npm run`, which resolves the pinned Node 24.
