@@ -13,7 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { VerifyError } from '@cairn/verify/errors';
-import type { UpdaterOptions } from '@cairn/verify/updater';
+import type { Fetcher } from '@cairn/verify/ports';
 import { createTufClient, downloadTargetTo, initTrustedRoot } from '@cairn/client/tuf-client';
 import { failureLine, UsageError, type CliIo } from './cli-io.js';
 
@@ -117,7 +117,7 @@ export function parseConformanceArgs(argv: readonly string[]): ConformanceComman
 
 /** Seams for tests; the CLI uses the defaults (HTTP, the system clock). */
 export interface ConformanceClientDeps {
-  readonly fetcher?: UpdaterOptions['fetcher'];
+  readonly fetcher?: Fetcher;
   readonly now?: () => Date;
 }
 

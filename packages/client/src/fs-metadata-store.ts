@@ -6,10 +6,8 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { quotePathSegment } from '@cairn/verify/encoding';
-import type { UpdaterOptions } from '@cairn/verify/updater';
+import type { MetadataStore } from '@cairn/verify/ports';
 import { writeFileAtomic } from './atomic-file.js';
-
-type MetadataStore = UpdaterOptions['store'];
 
 function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';

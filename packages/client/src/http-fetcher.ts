@@ -5,9 +5,7 @@
  */
 import { concatBytes } from '@cairn/verify/encoding';
 import { VerifyError } from '@cairn/verify/errors';
-import type { UpdaterOptions } from '@cairn/verify/updater';
-
-type Fetcher = UpdaterOptions['fetcher'];
+import type { Fetcher } from '@cairn/verify/ports';
 
 export interface HttpFetcherOptions {
   /** Milliseconds for the whole request, headers and body. Default 30 000. */

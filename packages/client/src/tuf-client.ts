@@ -11,8 +11,9 @@ import { isVerifyError } from '@cairn/verify/errors';
 import { ContentVerifier, verifyLengthAndHashes } from '@cairn/verify/hash';
 import type { UpdaterLimits } from '@cairn/verify/limits';
 import type { TargetFile } from '@cairn/verify/metadata';
+import type { Fetcher } from '@cairn/verify/ports';
 import { TrustedMetadataSet } from '@cairn/verify/trusted-metadata-set';
-import { Updater, type UpdaterOptions } from '@cairn/verify/updater';
+import { Updater } from '@cairn/verify/updater';
 import { writeFileAtomic } from './atomic-file.js';
 import { FsMetadataStore } from './fs-metadata-store.js';
 import { HttpFetcher } from './http-fetcher.js';
@@ -26,7 +27,7 @@ export interface TufClientOptions {
   /** Base URL of target files, if downloads should not have to name it. */
   readonly targetBaseUrl?: string;
   /** Defaults to an HttpFetcher with its default timeout. */
-  readonly fetcher?: UpdaterOptions['fetcher'];
+  readonly fetcher?: Fetcher;
   /** The clock, read once per refresh. Defaults to the system clock. */
   readonly now?: () => Date;
   readonly limits?: Partial<UpdaterLimits>;
