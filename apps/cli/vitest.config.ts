@@ -7,6 +7,6 @@ export default defineConfig({
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     environment: 'node',
     globalSetup: ['test/support/require-build.ts', 'test/support/ensure-faketime.ts'],
-    testTimeout: 30_000,
+    testTimeout: 60_000,
   },
 });

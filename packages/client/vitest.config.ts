@@ -2,6 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
+    testTimeout: 60_000,
     include: ['src/**/*.test.ts'],
     environment: 'node',
   },

@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 // The Node run of every unit test. vitest.workerd.config.ts runs the portable ones inside workerd.
 export default defineConfig({
   test: {
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
+    testTimeout: 60_000,
     include: ['src/**/*.test.ts'],
     environment: 'node',
     // runtime.test.ts checks this against the runtime it finds, so a run in the wrong one fails.

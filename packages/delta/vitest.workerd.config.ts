@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   plugins: [cloudflareTest({ miniflare: { compatibilityDate: '2026-11-02' } })],
   test: {
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
+    testTimeout: 60_000,
     include: ['src/**/*.test.ts'],
     exclude: ['src/encode.test.ts', 'src/match.test.ts', 'src/node.test.ts'],
     provide: { expectedRuntime: 'workerd' },

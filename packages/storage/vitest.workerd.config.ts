@@ -15,6 +15,8 @@ export default defineConfig({
     }),
   ],
   test: {
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
+    testTimeout: 60_000,
     include: ['test-workerd/**/*.test.ts'],
     globalSetup: ['./src/testing/minio-global-setup.ts'],
     provide: { expectedRuntime: 'workerd' },
