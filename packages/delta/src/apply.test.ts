@@ -6,7 +6,8 @@ import { DeltaError, type DeltaErrorCode } from './errors.js';
 import { COPY_ZSTD_PAYLOAD_OFFSET, HEADER_LENGTH } from './format.js';
 import { craftDelta, editHeader, type CraftOptions } from './testing/craft.js';
 import { concat, readAll, signatureDatabases } from './testing/inputs.js';
-import { toHex, webSha256 } from './sha256.js';
+import { toHex } from '@cairn/verify/encoding';
+import { webSha256 } from './sha256.js';
 import { expectSameBytes } from './testing/expect.js';
 import vector from './vectors/signatures.json' with { type: 'json' };
 

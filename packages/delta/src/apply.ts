@@ -18,7 +18,8 @@ import {
   type DeltaHeader,
 } from './format.js';
 import { DEFAULT_APPLY_LIMITS, type ApplyLimits } from './limits.js';
-import { equalBytes, toHex, webSha256, type Sha256Port } from './sha256.js';
+import { bytesEqual, toHex } from '@cairn/verify/encoding';
+import { webSha256, type Sha256Port } from './sha256.js';
 import { checkZstdFrame, fzstdDecoder, type ZstdDecoder } from './zstd.js';
 
 export interface ApplyOptions {
@@ -132,7 +133,7 @@ async function prepare(
     failure = error;
   }
   const actual = await baseDigest;
-  if (!equalBytes(actual, header.baseSha256)) {
+  if (!bytesEqual(actual, header.baseSha256)) {
     throw new DeltaError(
       'BASE_MISMATCH',
       `base: sha256 ${toHex(actual)}, the delta was made against ${toHex(header.baseSha256)}`,
@@ -240,7 +241,7 @@ function* pieces(program: Program): Generator<Uint8Array, void, undefined> {
 }
 
 function checkResultDigest(actual: Uint8Array, header: DeltaHeader): void {
-  if (!equalBytes(actual, header.resultSha256)) {
+  if (!bytesEqual(actual, header.resultSha256)) {
     throw new DeltaError(
       'RESULT_MISMATCH',
       `result: sha256 ${toHex(actual)}, the delta promises ${toHex(header.resultSha256)}`,

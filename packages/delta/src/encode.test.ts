@@ -14,7 +14,8 @@ import {
 } from './format.js';
 import { DEFAULT_STRIDE, WINDOW } from './match.js';
 import { nodeApplyOptions } from './node.js';
-import { toHex, webSha256 } from './sha256.js';
+import { toHex } from '@cairn/verify/encoding';
+import { webSha256 } from './sha256.js';
 import { expectSameBytes } from './testing/expect.js';
 import { binaries, concat, readAll, signatureDatabases, TestRandom } from './testing/inputs.js';
 import vector from './vectors/signatures.json' with { type: 'json' };

@@ -3,7 +3,7 @@ import { constants as zlib, zstdCompressSync } from 'node:zlib';
 import { expect, test } from 'vitest';
 import { DeltaError } from './errors.js';
 import { nodeSha256, nodeZstdDecoder } from './node.js';
-import { toHex } from './sha256.js';
+import { toHex } from '@cairn/verify/encoding';
 import { binaries, signatureDatabases, TestRandom } from './testing/inputs.js';
 import { expectSameBytes } from './testing/expect.js';
 import { fzstdDecoder } from './zstd.js';

@@ -1,5 +1,6 @@
 import { expect, test } from 'vitest';
-import { toHex, webSha256 } from './sha256.js';
+import { toHex } from '@cairn/verify/encoding';
+import { webSha256 } from './sha256.js';
 
 const text = new TextEncoder();
 // FIPS 180-2, appendix B.1.

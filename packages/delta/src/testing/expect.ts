@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { toHex } from '../sha256.js';
+import { toHex } from '@cairn/verify/encoding';
 
 /**
  * Exact equality of two byte arrays, fast for megabytes (toEqual walks them element by element
