@@ -1,4 +1,4 @@
-/** Byte helpers on Web-standard types only: this package must not touch Buffer. */
+/** Byte helpers on Web-standard types only (Uint8Array, TextEncoder, atob): no Node APIs. */
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
