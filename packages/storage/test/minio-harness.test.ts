@@ -186,7 +186,11 @@ describe('findMinio', () => {
 
   it('stops with one clear message when there is neither a binary nor Go', async () => {
     await expect(
-      findMinio({ env: { PATH: bin, HOME: home, XDG_CACHE_HOME: join(home, 'c') }, log: quiet }),
+      findMinio({
+        env: { PATH: bin, HOME: home, XDG_CACHE_HOME: join(home, 'c') },
+        goFallbacks: [],
+        log: quiet,
+      }),
     ).rejects.toThrow(
       'The storage tests need MinIO, and there is no minio binary (MINIO_BIN, PATH) and no Go to build one. Install Go 1.24 or newer (https://go.dev/dl/, or `apt-get install golang`), or set MINIO_BIN to a minio server binary.',
     );
@@ -223,6 +227,20 @@ describe('findMinio', () => {
     expect(spawnSync('ls', ['-A', cacheDirectory], { encoding: 'utf8' }).stdout).toBe('minio\n');
     expect(await findMinio({ env: env(), log: quiet })).toBe(found);
     expect((await readFile(calls, 'utf8')).trim().split('\n')).toHaveLength(1);
+  });
+
+  it('finds Go at its standard install location when PATH lacks it', async () => {
+    await mkdir(join(home, 'goroot', 'bin'), { recursive: true });
+    const go = await executable(
+      join(home, 'goroot', 'bin', 'go'),
+      'printf "#!/bin/sh\\necho built\\n" > "$GOBIN/minio"; chmod +x "$GOBIN/minio"',
+    );
+    const lines: string[] = [];
+    const found = await findMinio({ env: env(), goFallbacks: [go], log: (l) => lines.push(l) });
+    expect(found).toBe(join(minioCacheDirectory(env()), 'minio'));
+    expect(lines[0]).toBe(
+      `no minio binary found; building github.com/minio/minio@${MINIO_VERSION} with ${go} into ${minioCacheDirectory(env())}`,
+    );
   });
 
   it('reports a failed build with the end of its output', async () => {

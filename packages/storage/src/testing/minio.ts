@@ -70,7 +70,12 @@ export interface FindMinioOptions {
   readonly log?: ((line: string) => void) | undefined;
   /** The environment to read MINIO_BIN, PATH, XDG_CACHE_HOME and HOME from. Default process.env. */
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /** Where to look for `go` when it is not on PATH. Default: Go's standard install location. */
+  readonly goFallbacks?: readonly string[] | undefined;
 }
+
+/** Go's tarball installs here; a shell that never sourced its profile may lack it on PATH. */
+const GO_FALLBACKS = ['/usr/local/go/bin/go'];
 
 const REGION = 'us-east-1';
 
@@ -127,7 +132,7 @@ export async function findMinio(options: FindMinioOptions = {}): Promise<string>
   const cacheDirectory = minioCacheDirectory(env);
   const cached = join(cacheDirectory, 'minio');
   if (isExecutable(cached)) return cached;
-  const go = onPath('go', env);
+  const go = onPath('go', env) ?? (options.goFallbacks ?? GO_FALLBACKS).find(isExecutable);
   if (!go) {
     throw new MinioSetupError(
       'The storage tests need MinIO, and there is no minio binary (MINIO_BIN, PATH) and no Go to build one. Install Go 1.24 or newer (https://go.dev/dl/, or `apt-get install golang`), or set MINIO_BIN to a minio server binary.',
