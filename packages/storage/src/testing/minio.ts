@@ -477,6 +477,12 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Minio
     async restart() {
       if (stopped) throw new Error('minio: restart after stop');
       await killGroup();
+      // The killed MinIO may hold its port a moment longer than its watchdog shell lives (and
+      // MinIO listens with SO_REUSEPORT, so a new one could bind beside it): wait until it is free.
+      const deadline = Date.now() + 10_000;
+      while (!(await canListen(port)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await launch();
     },
     freeze() {
