@@ -7,6 +7,6 @@ export default defineConfig({
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     environment: 'node',
     globalSetup: ['test/support/require-build.ts', 'test/support/ensure-faketime.ts'],
-    testTimeout: 60_000,
+    testTimeout: 180_000,
   },
 });

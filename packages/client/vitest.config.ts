@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
-    testTimeout: 60_000,
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores,
+    // beside a cold MinIO build on a new machine.
+    testTimeout: 180_000,
     include: ['src/**/*.test.ts'],
     environment: 'node',
   },

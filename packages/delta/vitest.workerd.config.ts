@@ -8,8 +8,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   plugins: [cloudflareTest({ miniflare: { compatibilityDate: '2026-11-02' } })],
   test: {
-    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
-    testTimeout: 60_000,
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores,
+    // beside a cold MinIO build on a new machine.
+    testTimeout: 180_000,
     include: ['src/**/*.test.ts'],
     exclude: ['src/encode.test.ts', 'src/match.test.ts', 'src/node.test.ts'],
     provide: { expectedRuntime: 'workerd' },

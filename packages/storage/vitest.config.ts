@@ -9,6 +9,6 @@ export default defineConfig({
     globalSetup: ['src/testing/minio-global-setup.ts'],
     // The cold MinIO build runs in globalSetup and takes minutes; tests bound themselves.
     hookTimeout: 60_000,
-    testTimeout: 60_000,
+    testTimeout: 180_000,
   },
 });

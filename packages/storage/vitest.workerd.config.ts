@@ -15,8 +15,9 @@ export default defineConfig({
     }),
   ],
   test: {
-    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
-    testTimeout: 60_000,
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores,
+    // beside a cold MinIO build on a new machine.
+    testTimeout: 180_000,
     include: ['test-workerd/**/*.test.ts'],
     globalSetup: ['./src/testing/minio-global-setup.ts'],
     provide: { expectedRuntime: 'workerd' },

@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 // The Node run of the unit tests. vitest.workerd.config.ts runs the same files inside workerd.
 export default defineConfig({
   test: {
-    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores.
-    testTimeout: 60_000,
+    // A guard against hangs, not a speed check: turbo runs suites side by side on 2 cores,
+    // beside a cold MinIO build on a new machine.
+    testTimeout: 180_000,
     include: ['src/**/*.test.ts'],
     environment: 'node',
     // runtime.test.ts checks this against the runtime it finds, so a run in the wrong one fails.
