@@ -16,29 +16,11 @@ import {
   patternStream,
   streamOf,
 } from '../src/contract.js';
-import type { ObjectInfo } from '../src/blob-store.js';
 import { R2BlobStore, type R2BucketLike } from '../src/r2-store.js';
+import { expectRacedConditionsRefused } from './racing-writer.js';
 
 const MiB = 1024 * 1024;
 
-/**
- * The pattern as a body of unknown length that, as it ends, waits for `atEnd`: another
- * writer's put landing after the adapter's early condition check and before its last step.
- */
-function bodyRacing(seed: number, size: number, atEnd: () => Promise<unknown>) {
-  const source = patternStream(seed, size).getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { done, value } = await source.read();
-      if (!done) {
-        controller.enqueue(value);
-        return;
-      }
-      await atEnd();
-      controller.close();
-    },
-  });
-}
 /** The Miniflare binding: an R2Bucket, of which the adapter's structural type covers a part. */
 const bucket = env.BUCKET as R2BucketLike & { delete(keys: string | string[]): Promise<void> };
 
@@ -148,28 +130,13 @@ describe('R2BlobStore, in workerd', () => {
       'PRECONDITION_FAILED',
     );
     // Refused at the final put when another writer got there while the parts went up.
-    let other: ObjectInfo | undefined;
-    const landOther = async (key: string) => {
-      other = await store.put(key, bytes('the other writer'));
-    };
-    await expectStorageError(
-      store.put(
-        'once.bin',
-        bodyRacing(9, size, () => landOther('once.bin')),
-        { ifMatch: created.etag },
-      ),
-      'PRECONDITION_FAILED',
-    );
-    expect((await store.head('once.bin'))?.etag).toBe(other?.etag);
-    await expectStorageError(
-      store.put(
-        'new.bin',
-        bodyRacing(10, size, () => landOther('new.bin')),
-        { ifNoneMatch: '*' },
-      ),
-      'PRECONDITION_FAILED',
-    );
-    expect((await store.head('new.bin'))?.etag).toBe(other?.etag);
+    await expectRacedConditionsRefused(store, {
+      key: 'once.bin',
+      etag: created.etag,
+      newKey: 'new.bin',
+      size,
+      seeds: [9, 10],
+    });
     await store.delete('new.bin');
     expect(await allKeys()).toEqual(['once.bin']);
   });

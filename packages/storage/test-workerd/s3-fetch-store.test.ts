@@ -17,31 +17,12 @@ import {
   readText,
   streamOf,
 } from '../src/contract.js';
-import type { ObjectInfo } from '../src/blob-store.js';
 import { S3FetchBlobStore } from '../src/s3-fetch-store.js';
 import { createBucket, removeBucket, uniqueBucketName } from './minio-buckets.js';
+import { expectRacedConditionsRefused } from './racing-writer.js';
 
 const minio = inject('minio');
 const MiB = 1024 * 1024;
-
-/**
- * The pattern as a body of unknown length that, as it ends, waits for `atEnd`: another
- * writer's put landing after the adapter's early condition check and before its last step.
- */
-function bodyRacing(seed: number, size: number, atEnd: () => Promise<unknown>) {
-  const source = patternStream(seed, size).getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { done, value } = await source.read();
-      if (!done) {
-        controller.enqueue(value);
-        return;
-      }
-      await atEnd();
-      controller.close();
-    },
-  });
-}
 
 async function freshStore(
   options: Partial<ConstructorParameters<typeof S3FetchBlobStore>[0]> = {},
@@ -181,28 +162,13 @@ describe('S3FetchBlobStore, in workerd', () => {
     try {
       const size = 10 * MiB + 7;
       const created = await store.put('cas.bin', patternStream(1, size), { ifNoneMatch: '*' });
-      let other: ObjectInfo | undefined;
-      const landOther = async (key: string) => {
-        other = await store.put(key, bytes('the other writer'));
-      };
-      await expectStorageError(
-        store.put(
-          'cas.bin',
-          bodyRacing(2, size, () => landOther('cas.bin')),
-          { ifMatch: created.etag },
-        ),
-        'PRECONDITION_FAILED',
-      );
-      expect((await store.head('cas.bin'))?.etag).toBe(other?.etag);
-      await expectStorageError(
-        store.put(
-          'new.bin',
-          bodyRacing(3, size, () => landOther('new.bin')),
-          { ifNoneMatch: '*' },
-        ),
-        'PRECONDITION_FAILED',
-      );
-      expect((await store.head('new.bin'))?.etag).toBe(other?.etag);
+      await expectRacedConditionsRefused(store, {
+        key: 'cas.bin',
+        etag: created.etag,
+        newKey: 'new.bin',
+        size,
+        seeds: [2, 3],
+      });
     } finally {
       await cleanup();
     }
