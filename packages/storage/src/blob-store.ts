@@ -54,6 +54,15 @@ export interface PutOptions {
   readonly contentLength?: number | undefined;
 }
 
+export interface CopyOptions {
+  /** `'*'`: create only; fail with PRECONDITION_FAILED if the destination exists. */
+  readonly ifNoneMatch?: '*' | undefined;
+  /** Fail with PRECONDITION_FAILED unless the source's etag is this one. */
+  readonly sourceIfMatch?: string | undefined;
+  /** The copy's content type; by default the source's. */
+  readonly contentType?: string | undefined;
+}
+
 export interface ListOptions {
   readonly prefix: string;
   /** From a previous page's `cursor`. */
@@ -78,6 +87,15 @@ export interface BlobStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Streams the body in without holding it in memory; resolves with the stored object's info. */
   put(key: string, body: PutBody, options?: PutOptions): Promise<ObjectInfo>;
+  /**
+   * Copies the object at `from` to `to` inside the store, without the bytes passing through the
+   * caller where the service allows. Rejects NOT_FOUND when `from` is missing; honours
+   * `ifNoneMatch: '*'` on the destination (PRECONDITION_FAILED when `to` exists) and
+   * `sourceIfMatch` on the source (PRECONDITION_FAILED unless the source's etag is this one).
+   * Copying a key onto itself is INVALID_ARGUMENT. Resolves with the new object's info, whose
+   * etag may differ from the source's.
+   */
+  copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   list(options: ListOptions): Promise<ListPage>;

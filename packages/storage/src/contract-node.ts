@@ -1,10 +1,13 @@
 /**
  * The part of the BlobStore contract that needs Node: a 1 GiB upload of unknown length whose
  * process memory must stay bounded. The body is generated on the fly and hashed as it is
- * generated; the stored object is read back and hashed again.
+ * generated; the stored object is read back and hashed again. Then the object is copied
+ * (create-only, as the origin publishes), in the same bounded memory, and the copy is read back
+ * and hashed too.
  */
-import { createHash, randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync, type Hash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import type { BlobStore } from './blob-store.js';
 import type { MakeContractStore } from './contract.js';
 
 export interface LargeUploadContractOptions {
@@ -23,6 +26,8 @@ export interface MemoryFigures {
   readonly peakRssDuringDownload: number;
   readonly uploadMs: number;
   readonly downloadMs: number;
+  readonly peakRssDuringCopy: number;
+  readonly copyMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -70,6 +75,28 @@ function randomStream(
   );
 }
 
+/** Reads the whole object into `hash`; returns its length. */
+async function readAndHash(
+  store: BlobStore,
+  key: string,
+  hash: Hash,
+  peak?: RssPeak,
+): Promise<number> {
+  const result = await store.get(key);
+  if (result.notModified) throw new Error('expected a body');
+  const reader = result.body.getReader();
+  let count = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    hash.update(value);
+    count += value.byteLength;
+    peak?.sample();
+  }
+  expect(result.info.size).toBe(count);
+  return count;
+}
+
 export function describeLargeUploadContract(
   name: string,
   makeStore: MakeContractStore,
@@ -80,7 +107,9 @@ export function describeLargeUploadContract(
       `[${name}] ${mib(f.bytes)} streamed: upload ${(f.uploadMs / 1000).toFixed(1)} s, ` +
         `peak RSS +${mib(f.peakRssDuringUpload - f.baselineRss)}; ` +
         `download ${(f.downloadMs / 1000).toFixed(1)} s, ` +
-        `peak RSS +${mib(f.peakRssDuringDownload - f.baselineRss)} (baseline ${mib(f.baselineRss)})`,
+        `peak RSS +${mib(f.peakRssDuringDownload - f.baselineRss)}; ` +
+        `copy ${(f.copyMs / 1000).toFixed(1)} s, ` +
+        `peak RSS +${mib(f.peakRssDuringCopy - f.baselineRss)} (baseline ${mib(f.baselineRss)})`,
     );
   },
 ): void {
@@ -90,7 +119,7 @@ export function describeLargeUploadContract(
 
   describe(`BlobStore contract (Node): ${name}`, () => {
     it(
-      `stores a ${(bytes / MiB).toFixed(0)} MiB stream of unknown length with RSS growth under ${(bound / MiB).toFixed(0)} MiB, and gives back the same sha256`,
+      `stores a ${(bytes / MiB).toFixed(0)} MiB stream of unknown length with RSS growth under ${(bound / MiB).toFixed(0)} MiB, gives back the same sha256, and copies it server-side`,
       async () => {
         const { store, cleanup } = await makeStore();
         try {
@@ -114,22 +143,21 @@ export function describeLargeUploadContract(
           expect((await store.head('large/blob.bin'))?.size).toBe(bytes);
 
           const received = createHash('sha256');
-          let count = 0;
           const downloadPeak = new RssPeak();
           const downloadStart = performance.now();
-          const result = await store.get('large/blob.bin');
-          if (result.notModified) throw new Error('expected a body');
-          expect(result.info.size).toBe(bytes);
-          const reader = result.body.getReader();
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) break;
-            received.update(value);
-            count += value.byteLength;
-            downloadPeak.sample();
-          }
+          const count = await readAndHash(store, 'large/blob.bin', received, downloadPeak);
           const downloadMs = performance.now() - downloadStart;
           const peakRssDuringDownload = downloadPeak.stop();
+
+          const copyPeak = new RssPeak();
+          const copyStart = performance.now();
+          const copied = await store.copy('large/blob.bin', 'large/copy.bin', { ifNoneMatch: '*' });
+          const copyMs = performance.now() - copyStart;
+          const peakRssDuringCopy = copyPeak.stop();
+          expect(copied.size).toBe(bytes);
+          expect((await store.head('large/copy.bin'))?.etag).toBe(copied.etag);
+          const copiedHash = createHash('sha256');
+          expect(await readAndHash(store, 'large/copy.bin', copiedHash)).toBe(bytes);
 
           report({
             bytes,
@@ -138,11 +166,17 @@ export function describeLargeUploadContract(
             peakRssDuringDownload,
             uploadMs,
             downloadMs,
+            peakRssDuringCopy,
+            copyMs,
           });
           expect(count).toBe(bytes);
-          expect(received.digest('hex')).toBe(sent.digest('hex'));
+          const sentHash = sent.digest('hex');
+          expect(received.digest('hex')).toBe(sentHash);
+          expect(copiedHash.digest('hex')).toBe(sentHash);
           expect(peakRssDuringUpload - baselineRss).toBeLessThan(bound);
           expect(peakRssDuringDownload - baselineRss).toBeLessThan(bound);
+          // Bounded as the rest; a server-side copy should barely move it at all.
+          expect(peakRssDuringCopy - baselineRss).toBeLessThan(bound);
         } finally {
           await cleanup?.();
         }

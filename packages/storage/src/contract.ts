@@ -767,6 +767,12 @@ export function describeBlobStoreContract(
             put('absent', 'x', { ifMatch: 'anything' }),
             'PRECONDITION_FAILED',
           );
+          await put('taken', 'x');
+          await expectStorageError(
+            store.copy('no/such', 'taken', { ifNoneMatch: '*' }),
+            'NOT_FOUND',
+          );
+          await store.delete('taken');
           const gone = await put('gone', 'x');
           await store.delete('gone');
           await expectStorageError(put('gone', 'y', { ifMatch: gone.etag }), 'PRECONDITION_FAILED');
@@ -828,6 +834,263 @@ export function describeBlobStoreContract(
             expect((errors[0] as StorageError | undefined)?.code).toBe('PRECONDITION_FAILED');
             const winner = winners[0] ?? -1;
             expect(await getText(store, key)).toBe(bodies[winner]);
+            expect((await store.head(key))?.etag).toBe(values[winner]?.etag);
+          }
+        },
+        timeout * 2,
+      );
+    });
+
+    describe('copy', () => {
+      it(
+        'makes an identical object at the new key and leaves the source as it was',
+        async () => {
+          const source = await put('staging/upload-1', 'the bytes of a target');
+          const copied = await store.copy('staging/upload-1', 'targets/abc.bin');
+          expect(copied.key).toBe('targets/abc.bin');
+          expect(copied.size).toBe(21);
+          expect(copied.etag).toMatch(/^[^"\s]+$/);
+          expect(Math.abs(copied.lastModified.getTime() - Date.now())).toBeLessThan(5 * 60_000);
+          expectSameObject(await store.head('targets/abc.bin'), copied);
+          const got = found(await store.get('targets/abc.bin'));
+          expectSameObject(got.info, copied);
+          expect(await readText(got.body)).toBe('the bytes of a target');
+          expectSameObject(await store.head('staging/upload-1'), source);
+          expect(await getText(store, 'staging/upload-1')).toBe('the bytes of a target');
+          expect((await listAll(store, '', 1000)).keys).toEqual([
+            'staging/upload-1',
+            'targets/abc.bin',
+          ]);
+        },
+        timeout,
+      );
+
+      it(
+        'copies a multi-MiB object and an empty one byte for byte, with and without a condition',
+        async () => {
+          const size = 3 * 1024 * 1024 + 17;
+          await put('big', patternStream(8, size));
+          const plain = await store.copy('big', 'copies/big');
+          expect(plain.size).toBe(size);
+          const once = await store.copy('big', 'copies/big-once', { ifNoneMatch: '*' });
+          expect(once.size).toBe(size);
+          for (const info of [plain, once]) {
+            const result = found(await store.get(info.key));
+            expectSameObject(result.info, info);
+            expect(await expectPattern(result.body, 8)).toBe(size);
+          }
+          await put('empty', new Uint8Array(0));
+          expect((await store.copy('empty', 'copies/empty')).size).toBe(0);
+          expect((await store.copy('empty', 'copies/empty-once', { ifNoneMatch: '*' })).size).toBe(
+            0,
+          );
+          expect(await getText(store, 'copies/empty')).toBe('');
+          expect((await store.head('copies/empty-once'))?.size).toBe(0);
+        },
+        timeout,
+      );
+
+      if (keepsContentType) {
+        it(
+          "keeps the source's content type, or sets the one given",
+          async () => {
+            await put('typed.json', '{}', { contentType: 'application/json' });
+            const kept = await store.copy('typed.json', 'copies/kept.json');
+            expect(kept.contentType).toBe('application/json');
+            expect((await store.head('copies/kept.json'))?.contentType).toBe('application/json');
+            const once = await store.copy('typed.json', 'copies/once.json', { ifNoneMatch: '*' });
+            expect(once.contentType).toBe('application/json');
+            expect((await store.head('copies/once.json'))?.contentType).toBe('application/json');
+            const set = await store.copy('typed.json', 'copies/set.txt', {
+              contentType: 'text/plain',
+            });
+            expect(set.contentType).toBe('text/plain');
+            expect(found(await store.get('copies/set.txt')).info.contentType).toBe('text/plain');
+            expect((await store.head('typed.json'))?.contentType).toBe('application/json');
+          },
+          timeout,
+        );
+      }
+
+      it(
+        'replaces an existing destination, and the copy does not follow its source',
+        async () => {
+          await put('a', 'source v1');
+          const old = await put('b', 'the old destination');
+          const copied = await store.copy('a', 'b');
+          expect(copied.etag).not.toBe(old.etag);
+          expect(await getText(store, 'b')).toBe('source v1');
+          await put('a', 'source v2');
+          expect(await getText(store, 'b')).toBe('source v1');
+          await store.delete('a');
+          expectSameObject(await store.head('b'), copied);
+          expect(await getText(store, 'b')).toBe('source v1');
+        },
+        timeout,
+      );
+
+      it(
+        'refuses a missing source with NOT_FOUND and creates nothing',
+        async () => {
+          const error = await expectStorageError(store.copy('no/such', 'dest'), 'NOT_FOUND');
+          expect(error.message).toContain('no/such');
+          await expectStorageError(
+            store.copy('no/such', 'dest', { ifNoneMatch: '*' }),
+            'NOT_FOUND',
+          );
+          await expectStorageError(
+            store.copy('no/such', 'dest', { sourceIfMatch: 'anything' }),
+            'NOT_FOUND',
+          );
+          await put('taken', 'x');
+          await expectStorageError(
+            store.copy('no/such', 'taken', { ifNoneMatch: '*' }),
+            'NOT_FOUND',
+          );
+          await store.delete('taken');
+          const gone = await put('gone', 'x');
+          await store.delete('gone');
+          await expectStorageError(
+            store.copy('gone', 'dest', { sourceIfMatch: gone.etag }),
+            'NOT_FOUND',
+          );
+          expect(await store.head('dest')).toBeUndefined();
+          expect((await store.list({ prefix: '' })).objects).toEqual([]);
+        },
+        timeout,
+      );
+
+      it(
+        'copies with If-None-Match: * only to a free key, and leaves an existing one unchanged',
+        async () => {
+          await put('src', 'new bytes');
+          const existing = await put('dst', 'already here');
+          await expectStorageError(
+            store.copy('src', 'dst', { ifNoneMatch: '*' }),
+            'PRECONDITION_FAILED',
+          );
+          expectSameObject(await store.head('dst'), existing);
+          expect(await getText(store, 'dst')).toBe('already here');
+          const created = await store.copy('src', 'fresh', { ifNoneMatch: '*' });
+          expectSameObject(await store.head('fresh'), created);
+          expect(await getText(store, 'fresh')).toBe('new bytes');
+          await expectStorageError(
+            store.copy('src', 'fresh', { ifNoneMatch: '*' }),
+            'PRECONDITION_FAILED',
+          );
+          expectSameObject(await store.head('fresh'), created);
+          expect((await listAll(store, '', 1000)).keys).toEqual(['dst', 'fresh', 'src']);
+        },
+        timeout,
+      );
+
+      it(
+        "copies only while the source's etag is sourceIfMatch",
+        async () => {
+          const v1 = await put('src', 'v1');
+          const v2 = await put('src', 'v2!');
+          await expectStorageError(
+            store.copy('src', 'dst', { sourceIfMatch: v1.etag }),
+            'PRECONDITION_FAILED',
+          );
+          await expectStorageError(
+            store.copy('src', 'dst', { sourceIfMatch: v1.etag, ifNoneMatch: '*' }),
+            'PRECONDITION_FAILED',
+          );
+          expect(await store.head('dst')).toBeUndefined();
+          const copied = await store.copy('src', 'dst', { sourceIfMatch: v2.etag });
+          expect(copied.size).toBe(3);
+          expect(await getText(store, 'dst')).toBe('v2!');
+          const once = await store.copy('src', 'once', {
+            sourceIfMatch: v2.etag,
+            ifNoneMatch: '*',
+          });
+          expectSameObject(await store.head('once'), once);
+          expect(await getText(store, 'once')).toBe('v2!');
+        },
+        timeout,
+      );
+
+      it(
+        'copies between keys with spaces, unicode, %, +, = and other special characters',
+        async () => {
+          const names = [
+            'a b.txt',
+            'ünï/çødé.json',
+            '100%25 real+plus=eq&amp.bin',
+            "!'()*~ 🙂",
+            'q?x#y;z,@$',
+            '%2F%20+',
+          ];
+          for (const [i, name] of names.entries()) await put(`in/${name}`, `value ${i}`);
+          for (const [i, name] of names.entries()) {
+            const copied = await store.copy(`in/${name}`, `out/${name}`);
+            expect(copied.key).toBe(`out/${name}`);
+            expect(copied.size).toBe(`value ${i}`.length);
+            const once = await store.copy(`in/${name}`, `once/${name} +`, { ifNoneMatch: '*' });
+            expect(once.key).toBe(`once/${name} +`);
+          }
+          for (const [i, name] of names.entries()) {
+            expect(await getText(store, `out/${name}`)).toBe(`value ${i}`);
+            expect(await getText(store, `once/${name} +`)).toBe(`value ${i}`);
+            expect((await store.head(`out/${name}`))?.key).toBe(`out/${name}`);
+          }
+          const expected = names.map((name) => `out/${name}`).sort(compareKeys);
+          expect((await listAll(store, 'out/', 1000)).keys).toEqual(expected);
+        },
+        timeout,
+      );
+
+      it(
+        'refuses bad keys, a key copied onto itself and bad options, before touching storage',
+        async () => {
+          await put('ok', 'x');
+          for (const key of [
+            '',
+            '/abs',
+            '../up',
+            'a//b',
+            'trailing/',
+            'new\nline',
+            'back\\slash',
+          ]) {
+            await expectStorageError(store.copy(key, 'dest'), 'INVALID_KEY');
+            await expectStorageError(store.copy('ok', key), 'INVALID_KEY');
+          }
+          await expectStorageError(store.copy('x'.repeat(1025), 'dest'), 'INVALID_KEY');
+          await expectStorageError(store.copy('ok', 'x'.repeat(1025)), 'INVALID_KEY');
+          await expectStorageError(store.copy('ok', 'ok'), 'INVALID_ARGUMENT');
+          await expectStorageError(
+            store.copy('ok', 'dest', { ifNoneMatch: 'etag' as '*' }),
+            'INVALID_ARGUMENT',
+          );
+          for (const sourceIfMatch of ['', '"quoted"', 'two words']) {
+            await expectStorageError(
+              store.copy('ok', 'dest', { sourceIfMatch }),
+              'INVALID_ARGUMENT',
+            );
+          }
+          expect((await listAll(store, '', 1000)).keys).toEqual(['ok']);
+        },
+        timeout,
+      );
+
+      it(
+        `lets exactly one of two create-only copies to one key win (${races} races)`,
+        async () => {
+          const sources = ['race/from-a', 'race/from-b'];
+          const texts = ['copied from A', 'copied from B, longer'];
+          for (const [i, key] of sources.entries()) await put(key, texts[i] ?? '');
+          for (let round = 0; round < races; round++) {
+            const key = `race/copy-${round}`;
+            const { winners, values, errors } = await race(
+              store.copy(sources[0] ?? '', key, { ifNoneMatch: '*' }),
+              store.copy(sources[1] ?? '', key, { ifNoneMatch: '*' }),
+            );
+            expect(winners).toHaveLength(1);
+            expect((errors[0] as StorageError | undefined)?.code).toBe('PRECONDITION_FAILED');
+            const winner = winners[0] ?? -1;
+            expect(await getText(store, key)).toBe(texts[winner]);
             expect((await store.head(key))?.etag).toBe(values[winner]?.etag);
           }
         },
@@ -1005,6 +1268,17 @@ export function describeBlobStoreContract(
             await expectStorageError(down.store.put('k', bytes('x')), 'UNAVAILABLE');
             await expectStorageError(
               down.store.put('k', streamOf([bytes('a'), bytes('b')])),
+              'UNAVAILABLE',
+            );
+          },
+          unavailableTimeout,
+        );
+        it(
+          'fails copy with UNAVAILABLE, in bounded time',
+          async () => {
+            await expectStorageError(down.store.copy('k', 'l'), 'UNAVAILABLE');
+            await expectStorageError(
+              down.store.copy('k', 'l', { ifNoneMatch: '*' }),
               'UNAVAILABLE',
             );
           },

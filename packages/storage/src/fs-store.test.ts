@@ -77,6 +77,29 @@ describe('FsBlobStore', () => {
     expect(await readdir(dir)).toEqual(['k']);
   });
 
+  it('copies to a plain file and leaves no temp file behind, whatever the outcome', async () => {
+    await store.put('staging/u1', bytes('target bytes'));
+    await store.put('targets/t', bytes('taken'));
+    await store.copy('staging/u1', 'targets/a b');
+    await expectStorageError(
+      store.copy('staging/u1', 'targets/t', { ifNoneMatch: '*' }),
+      'PRECONDITION_FAILED',
+    );
+    await expectStorageError(
+      store.copy('staging/u1', 'targets/x', { sourceIfMatch: 'stale' }),
+      'PRECONDITION_FAILED',
+    );
+    await expectStorageError(store.copy('staging/none', 'targets/x'), 'NOT_FOUND');
+    // Like put: a key below an object, or over a directory of keys, cannot be stored.
+    await expectStorageError(store.copy('staging/u1', 'targets/t/below'), 'INVALID_KEY');
+    await expectStorageError(store.copy('staging/u1', 'staging'), 'INVALID_KEY');
+    // A directory is no object to copy.
+    await expectStorageError(store.copy('targets', 'elsewhere'), 'NOT_FOUND');
+    expect(await filesUnder(dir)).toEqual(['staging/u1', 'targets/a b', 'targets/t']);
+    expect(await readFile(join(dir, 'targets', 'a b'), 'utf8')).toBe('target bytes');
+    expect(await readFile(join(dir, 'targets', 't'), 'utf8')).toBe('taken');
+  });
+
   it('never lists a temp file and refuses keys that look like one', async () => {
     await store.put('a/real', bytes('x'));
     await writeFile(join(dir, 'a', '.real.0123456789ab.cairn-tmp'), 'half-written');

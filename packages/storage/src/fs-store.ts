@@ -5,6 +5,8 @@
  * - Writes are atomic: the body streams into a temp file in the target's directory, which is
  *   fsynced and renamed over the target, and then the directory is fsynced. Readers see the old
  *   bytes or the new, never a mixture; a crash leaves at most a temp file, which `list` skips.
+ * - `copy` copies the file into a temp file with copyFile (a reflink where the filesystem can:
+ *   btrfs, xfs, APFS), then stamps and places it exactly as `put` places a body.
  * - Keys pass `checkKey`, and the resolved path must stay inside the directory.
  * - ETags are strong and change on every write: the file's inode, size and mtime in
  *   nanoseconds, where each write in this process stamps an mtime later than every stamp before
@@ -18,12 +20,24 @@
  *   sub-microsecond mtimes (ext4, xfs, btrfs, tmpfs, APFS do) and be case-sensitive.
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
-import type { BigIntStats, Dirent } from 'node:fs';
+import {
+  copyFile,
+  link,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+} from 'node:fs/promises';
+import { constants, type BigIntStats, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type {
   BlobStore,
+  CopyOptions,
   GetOptions,
   GetResult,
   ListOptions,
@@ -35,6 +49,7 @@ import type {
 import { StorageError } from './errors.js';
 import { checkKey } from './keys.js';
 import {
+  checkCopyOptions,
   checkGetOptions,
   checkListOptions,
   checkPutOptions,
@@ -265,47 +280,132 @@ export class FsBlobStore implements BlobStore {
             `put ${key}: contentLength is ${options.contentLength} but the body had ${size} bytes`,
           );
         }
-        const stamp = nextStampSeconds();
-        await handle.utimes(stamp, stamp);
-        await handle.sync();
-        // Rename and link keep the inode, size and mtime: this is the stored object's etag.
-        stats = await handle.stat({ bigint: true });
+        stats = await this.#seal(handle);
       } finally {
         await handle.close();
       }
 
-      await withKeyLock(path, async () => {
-        this.#checkCondition(key, await this.#current(key, path), options);
-        if (options?.ifNoneMatch === '*') {
-          // link() fails if the name exists, even if another process made it a moment ago.
-          try {
-            await link(tempPath, path);
-          } catch (e) {
-            if (errnoOf(e) === 'EEXIST') {
-              throw preconditionFailed(key, 'the object exists (If-None-Match: *)', e);
-            }
-            throw e;
-          }
-          await unlink(tempPath);
-        } else {
-          try {
-            await rename(tempPath, path);
-          } catch (e) {
-            if (errnoOf(e) === 'EISDIR' || errnoOf(e) === 'ENOTEMPTY') {
-              throw conflict(key, 'other keys are stored below it', e);
-            }
-            throw e;
-          }
-        }
-        temp = undefined;
-        await syncDirectory(directory);
-      });
+      await this.#place(key, path, tempPath, options);
+      temp = undefined;
       return infoOf(key, stats);
     } catch (e) {
       if (temp !== undefined) await rm(temp, { force: true });
       await cancel();
       throw e;
     }
+  }
+
+  /**
+   * Moves a finished temp file to the key's path, deciding the condition under the key's lock:
+   * linked into place for If-None-Match: * (link fails if the name exists, even if another
+   * process made it a moment ago), renamed over the old file otherwise.
+   */
+  async #place(
+    key: string,
+    path: string,
+    tempPath: string,
+    options: PutOptions | undefined,
+  ): Promise<void> {
+    await withKeyLock(path, async () => {
+      this.#checkCondition(key, await this.#current(key, path), options);
+      if (options?.ifNoneMatch === '*') {
+        try {
+          await link(tempPath, path);
+        } catch (e) {
+          if (errnoOf(e) === 'EEXIST') {
+            throw preconditionFailed(key, 'the object exists (If-None-Match: *)', e);
+          }
+          throw e;
+        }
+        await unlink(tempPath);
+      } else {
+        try {
+          await rename(tempPath, path);
+        } catch (e) {
+          if (errnoOf(e) === 'EISDIR' || errnoOf(e) === 'ENOTEMPTY') {
+            throw conflict(key, 'other keys are stored below it', e);
+          }
+          throw e;
+        }
+      }
+      await syncDirectory(dirname(path));
+    });
+  }
+
+  /** Stamps a finished temp file with a fresh mtime and fsyncs it; its stats give the etag. */
+  async #seal(handle: FileHandle): Promise<BigIntStats> {
+    const stamp = nextStampSeconds();
+    await handle.utimes(stamp, stamp);
+    await handle.sync();
+    // Rename and link keep the inode, size and mtime: this is the stored object's etag.
+    return handle.stat({ bigint: true });
+  }
+
+  async copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo> {
+    checkCopyOptions(from, to, options);
+    const source = this.pathOf(from);
+    const path = this.pathOf(to);
+    const condition: PutOptions = { ifNoneMatch: options?.ifNoneMatch };
+    for (let attempt = 1; ; attempt++) {
+      const before = await this.#source(from, source, options?.sourceIfMatch);
+      // Fail fast, before copying bytes that could not be placed; decided again under the lock.
+      this.#checkCondition(to, await this.#current(to, path), condition);
+      let temp: string | undefined;
+      try {
+        // The temp file is made first (with the key's directories), then overwritten by the copy:
+        // it keeps a concurrent delete from pruning the directory under us.
+        const { handle: reserved, tempPath } = await this.#openTemp(to, path, dirname(path));
+        temp = tempPath;
+        await reserved.close();
+        try {
+          // A reflink where the filesystem can (btrfs, xfs, APFS), an in-kernel copy otherwise.
+          await copyFile(source, tempPath, constants.COPYFILE_FICLONE);
+        } catch (e) {
+          if (isMissing(e) || errnoOf(e) === 'EISDIR') throw notFound(from, e);
+          throw e;
+        }
+        // copyFile opens the source by name, so a writer that renamed a new version into place
+        // meanwhile may have given us its bytes. Every write here makes a new inode with a later
+        // mtime, so the same etag after the copy as before means the copy is of that version.
+        const after = await this.#source(from, source, options?.sourceIfMatch);
+        if (after.etag !== before.etag) {
+          if (attempt < 3) continue;
+          throw new StorageError(
+            'UNAVAILABLE',
+            `copy ${from}: the object kept changing while it was copied`,
+          );
+        }
+        const handle = await open(tempPath, 'r+');
+        let stats: BigIntStats;
+        try {
+          stats = await this.#seal(handle);
+        } finally {
+          await handle.close();
+        }
+        await this.#place(to, path, tempPath, condition);
+        temp = undefined;
+        return infoOf(to, stats);
+      } finally {
+        if (temp !== undefined) await rm(temp, { force: true });
+      }
+    }
+  }
+
+  /** The source of a copy: NOT_FOUND unless it is a file, PRECONDITION_FAILED unless it matches. */
+  async #source(key: string, path: string, ifMatch: string | undefined): Promise<ObjectInfo> {
+    let stats: BigIntStats;
+    try {
+      stats = await stat(path, { bigint: true });
+    } catch (e) {
+      if (isMissing(e)) throw notFound(key, e);
+      throw e;
+    }
+    if (!stats.isFile()) throw notFound(key);
+    const info = infoOf(key, stats);
+    if (ifMatch !== undefined && info.etag !== ifMatch) {
+      throw preconditionFailed(key, 'the etag does not match sourceIfMatch');
+    }
+    return info;
   }
 
   /** The current object's info; undefined if missing; INVALID_KEY if the path is a directory. */

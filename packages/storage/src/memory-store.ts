@@ -5,6 +5,7 @@
  */
 import type {
   BlobStore,
+  CopyOptions,
   GetOptions,
   GetResult,
   ListOptions,
@@ -14,6 +15,7 @@ import type {
   PutOptions,
 } from './blob-store.js';
 import {
+  checkCopyOptions,
   checkGetOptions,
   checkListOptions,
   checkPutOptions,
@@ -119,6 +121,31 @@ export class MemoryBlobStore implements BlobStore {
     };
     this.#objects.set(key, { info, bytes });
     return info;
+  }
+
+  copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo> {
+    // One synchronous step, as put's condition and write are. Stored bytes are never changed in
+    // place, so the copy can share them.
+    return settle((): ObjectInfo => {
+      checkCopyOptions(from, to, options);
+      const source = this.#objects.get(from);
+      if (!source) throw notFound(from);
+      if (options?.sourceIfMatch !== undefined && options.sourceIfMatch !== source.info.etag) {
+        throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
+      }
+      if (options?.ifNoneMatch === '*' && this.#objects.has(to)) {
+        throw preconditionFailed(to, 'the object exists (If-None-Match: *)');
+      }
+      const info: ObjectInfo = {
+        key: to,
+        size: source.info.size,
+        etag: crypto.randomUUID().replaceAll('-', ''),
+        lastModified: new Date(),
+        contentType: options?.contentType ?? source.info.contentType,
+      };
+      this.#objects.set(to, { info, bytes: source.bytes });
+      return info;
+    });
   }
 
   delete(key: string): Promise<void> {

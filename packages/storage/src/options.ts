@@ -3,7 +3,7 @@
  * inputs with the same codes and cut ranges the same way. Web-standard only: the Worker
  * adapters use it too.
  */
-import type { ByteRange, GetOptions, ListOptions, PutOptions } from './blob-store.js';
+import type { ByteRange, CopyOptions, GetOptions, ListOptions, PutOptions } from './blob-store.js';
 import { StorageError } from './errors.js';
 import { checkKey, checkPrefix } from './keys.js';
 
@@ -63,6 +63,20 @@ export function checkPutOptions(key: string, options: PutOptions | undefined): v
   if (options?.contentLength !== undefined && !isCount(options.contentLength, 0)) {
     throw invalid(`contentLength: expected an integer >= 0, got ${String(options.contentLength)}`);
   }
+}
+
+export function checkCopyOptions(from: string, to: string, options: CopyOptions | undefined): void {
+  checkKey(from, 'from');
+  checkKey(to, 'to');
+  if (from === to) {
+    throw invalid(`from and to: both are ${JSON.stringify(from)}; a copy needs two keys`);
+  }
+  if (options?.ifNoneMatch !== undefined && options.ifNoneMatch !== '*') {
+    throw invalid(
+      `ifNoneMatch: only '*' is supported on copy, got ${JSON.stringify(options.ifNoneMatch)}`,
+    );
+  }
+  checkEtagArgument(options?.sourceIfMatch, 'sourceIfMatch');
 }
 
 /** Checks list options; returns the page size to use (at most MAX_LIST_LIMIT). */

@@ -17,9 +17,16 @@
  *   (which no valid key can equal, and which `list` never shows), then copied, streaming and
  *   with its condition, by one `put`, and the staging object removed. That costs a second write
  *   of the object: pass `contentLength` to avoid it.
+ * - The binding has no copy. `copy` reads the source (with `sourceIfMatch` as the read's
+ *   `onlyIf`, so the bytes are of that version) and streams it into one `put` at the
+ *   destination, with If-None-Match as the put's `onlyIf`: the bytes pass through the Worker,
+ *   but never more than a chunk at a time. A source above R2's largest put (5 GiB less 5 MiB)
+ *   goes up as a multipart upload instead, which takes no condition: a create-only copy of one
+ *   is INVALID_ARGUMENT. For server-side copies, use the S3 store on R2's S3 endpoint.
  */
 import type {
   BlobStore,
+  CopyOptions,
   GetOptions,
   GetResult,
   ListOptions,
@@ -31,6 +38,7 @@ import type {
 import { StorageError, isStorageError } from './errors.js';
 import { checkKey } from './keys.js';
 import {
+  checkCopyOptions,
   checkGetOptions,
   checkListOptions,
   checkPutOptions,
@@ -272,6 +280,47 @@ export class R2BlobStore implements BlobStore {
       return await this.#putStaged(key, upload);
     } catch (error) {
       await reader.cancel(error);
+      throw error;
+    }
+  }
+
+  async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+    checkCopyOptions(from, to, options);
+    const { ifNoneMatch, sourceIfMatch, contentType } = options;
+    const onlyIf: R2ConditionsLike | undefined =
+      ifNoneMatch === undefined ? undefined : { etagDoesNotMatch: '*' };
+    const source = await this.#call(`copy ${from}`, () =>
+      this.#bucket.get(
+        from,
+        sourceIfMatch === undefined ? {} : { onlyIf: { etagMatches: sourceIfMatch } },
+      ),
+    );
+    if (source === null) throw notFound(from);
+    // R2 answers a failed onlyIf with the object's metadata and no body.
+    if (!('body' in source)) {
+      throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
+    }
+    const type = contentType ?? source.httpMetadata?.contentType;
+    try {
+      // The put below decides; this spares streaming a source whose copy would be refused.
+      if (onlyIf !== undefined && (await this.head(to)) !== undefined) {
+        throw refusedWrite(to, onlyIf);
+      }
+      if (source.size <= MAX_SINGLE_PUT) {
+        return await this.#putOnce(to, source.body, {
+          onlyIf,
+          httpMetadata: type === undefined ? undefined : { contentType: type },
+        });
+      }
+      if (onlyIf !== undefined) {
+        throw new StorageError(
+          'INVALID_ARGUMENT',
+          `copy ${from} to ${to}: R2 cannot apply a condition to ${source.size} bytes (at most ${MAX_SINGLE_PUT}, in one put)`,
+        );
+      }
+      return await this.put(to, source.body, { contentLength: source.size, contentType: type });
+    } catch (error) {
+      await source.body.cancel(error).catch(() => undefined);
       throw error;
     }
   }

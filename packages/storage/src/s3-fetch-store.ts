@@ -9,6 +9,9 @@
  * in memory (one uploading, the next being read), so the memory an upload needs does not grow
  * with the object.
  *
+ * `copy` is server-side: CopyObject, or UploadPartCopy parts of a multipart upload for objects
+ * above 5 GiB and for create-only copies (see `copy`); the bytes never pass through the Worker.
+ *
  * Every request has a deadline: the answer's headers must arrive within `timeoutMs`, and a body
  * being read must not stall for longer than that. A store that does not answer is
  * UNAVAILABLE within a bounded time, never a hang.
@@ -18,6 +21,7 @@ import { AwsClient } from 'aws4fetch';
 import type {
   BlobStore,
   ByteRange,
+  CopyOptions,
   GetOptions,
   GetResult,
   ListOptions,
@@ -29,6 +33,7 @@ import type {
 import { StorageError, isStorageError } from './errors.js';
 import { checkKey } from './keys.js';
 import {
+  checkCopyOptions,
   checkGetOptions,
   checkListOptions,
   checkPutOptions,
@@ -40,6 +45,18 @@ import {
   resolveRange,
 } from './options.js';
 import { PartReader } from './part-reader.js';
+import {
+  copyAllowanceMs,
+  copySource,
+  DEFAULT_COPY_PART_BYTES,
+  encodeRfc3986,
+  forEachLimited,
+  MAX_SINGLE_COPY_BYTES,
+  MIN_COPY_PART_BYTES,
+  planCopyParts,
+  SourceChangedError,
+  type CopyPart,
+} from './s3-copy.js';
 import { XmlError, childElements, childText, parseXml, requiredChildText } from './s3-xml.js';
 import type { XmlElement } from './s3-xml.js';
 
@@ -63,6 +80,11 @@ const MAX_LIST_KEYS = 1000;
 /** A part is already in memory, so a transient failure costs one retry, not the whole upload. */
 const PART_ATTEMPTS = 3;
 const PART_RETRY_DELAY_MS = 200;
+/**
+ * Parts of a multipart copy under way at once: the store does the copying and each request only
+ * waits, and four leave room within a Worker's six simultaneous connections.
+ */
+const COPY_PART_CONCURRENCY = 4;
 
 export interface S3FetchBlobStoreOptions {
   /** `http(s)://host[:port][/path]`: MinIO, `https://<account>.r2.cloudflarestorage.com`, ... */
@@ -77,6 +99,13 @@ export interface S3FetchBlobStoreOptions {
   readonly timeoutMs?: number | undefined;
   /** Multipart part size in bytes, at least 5 MiB. Default 8 MiB. */
   readonly partSize?: number | undefined;
+  /**
+   * `copy` uses one CopyObject up to this size and UploadPartCopy parts above it. Default and
+   * most 5 GiB, S3's largest CopyObject.
+   */
+  readonly multipartCopyThreshold?: number | undefined;
+  /** Part size of a multipart copy, from 5 MiB to 5 GiB. Default 512 MiB. */
+  readonly copyPartSize?: number | undefined;
   /** The fetch to send signed requests with (a service binding's, a test double's); default the global one. */
   readonly fetch?: ((request: Request) => Promise<Response>) | undefined;
 }
@@ -100,9 +129,12 @@ interface ResolvedRange {
 export class S3FetchBlobStore implements BlobStore {
   readonly #client: AwsClient;
   readonly #base: string;
+  readonly #bucket: string;
   readonly #bucketPath: string;
   readonly #timeoutMs: number;
   readonly #partSize: number;
+  readonly #multipartCopyThreshold: number;
+  readonly #copyPartSize: number;
   readonly #fetch: (request: Request) => Promise<Response>;
 
   constructor(options: S3FetchBlobStoreOptions) {
@@ -140,6 +172,28 @@ export class S3FetchBlobStore implements BlobStore {
         `partSize: expected an integer from ${MIN_PART_SIZE} to ${MAX_PART_SIZE}, got ${partSize}`,
       );
     }
+    const multipartCopyThreshold = options.multipartCopyThreshold ?? MAX_SINGLE_COPY_BYTES;
+    if (
+      !Number.isSafeInteger(multipartCopyThreshold) ||
+      multipartCopyThreshold < 0 ||
+      multipartCopyThreshold > MAX_SINGLE_COPY_BYTES
+    ) {
+      throw new StorageError(
+        'INVALID_ARGUMENT',
+        `multipartCopyThreshold: expected an integer from 0 to ${MAX_SINGLE_COPY_BYTES}, got ${multipartCopyThreshold}`,
+      );
+    }
+    const copyPartSize = options.copyPartSize ?? DEFAULT_COPY_PART_BYTES;
+    if (
+      !Number.isSafeInteger(copyPartSize) ||
+      copyPartSize < MIN_COPY_PART_BYTES ||
+      copyPartSize > MAX_SINGLE_COPY_BYTES
+    ) {
+      throw new StorageError(
+        'INVALID_ARGUMENT',
+        `copyPartSize: expected an integer from ${MIN_COPY_PART_BYTES} to ${MAX_SINGLE_COPY_BYTES}, got ${copyPartSize}`,
+      );
+    }
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
       throw new StorageError(
@@ -157,9 +211,12 @@ export class S3FetchBlobStore implements BlobStore {
       retries: 0,
     });
     this.#base = `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}`;
+    this.#bucket = options.bucket;
     this.#bucketPath = `/${options.bucket}`;
     this.#timeoutMs = timeoutMs;
     this.#partSize = partSize;
+    this.#multipartCopyThreshold = multipartCopyThreshold;
+    this.#copyPartSize = copyPartSize;
     const fetchFn = options.fetch;
     // Called as a plain function: workerd's fetch refuses to run with another object as `this`.
     this.#fetch = fetchFn ?? ((request) => fetch(request));
@@ -336,6 +393,148 @@ export class S3FetchBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * A server-side copy. CopyObject answers no size, so the source is HEADed first, and every
+   * request that reads it then carries `x-amz-copy-source-if-match` with the etag seen: the size
+   * reported and the bytes copied are of one version. If the source changes in between, the
+   * copy starts over (unless the caller pinned the source with `sourceIfMatch`: then it failed).
+   *
+   * A create-only copy goes through a multipart upload whose CompleteMultipartUpload carries
+   * If-None-Match: MinIO accepts If-None-Match on CopyObject and ignores it, overwriting the
+   * destination. Objects above `multipartCopyThreshold` (5 GiB, S3's CopyObject limit) are copied
+   * in parts too.
+   */
+  async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+    checkCopyOptions(from, to, options);
+    if (options.contentType !== undefined) checkContentType(options.contentType);
+    const { sourceIfMatch } = options;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const source = await this.head(from);
+      if (source === undefined) throw notFound(from);
+      if (sourceIfMatch !== undefined && source.etag !== sourceIfMatch) {
+        throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
+      }
+      try {
+        return options.ifNoneMatch === undefined && source.size <= this.#multipartCopyThreshold
+          ? await this.#copyObject(source, to, options.contentType)
+          : await this.#copyInParts(source, to, options);
+      } catch (error) {
+        if (!(error instanceof SourceChangedError)) throw error;
+        if (sourceIfMatch !== undefined) {
+          throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
+        }
+      }
+    }
+    throw new StorageError('UNAVAILABLE', `copy ${from}: the object kept changing while copied`);
+  }
+
+  async #copyObject(
+    source: ObjectInfo,
+    to: string,
+    contentType: string | undefined,
+  ): Promise<ObjectInfo> {
+    const headers = this.#copySourceHeaders(source);
+    if (contentType !== undefined) {
+      headers['x-amz-metadata-directive'] = 'REPLACE';
+      headers['content-type'] = contentType;
+    }
+    const exchange = await this.#send(
+      'PUT',
+      this.#objectUrl(to),
+      `copy ${source.key} to ${to}`,
+      headers,
+      new Uint8Array(0),
+      this.#timeoutMs + copyAllowanceMs(source.size),
+    );
+    const root = await copyAnswer(exchange, source.key, 'CopyObjectResult');
+    try {
+      const type = contentType ?? source.contentType;
+      return {
+        key: to,
+        size: source.size,
+        etag: unquoteEtag(requiredChildText(root, 'ETag')),
+        lastModified: parseDate(requiredChildText(root, 'LastModified')),
+        ...(type === undefined ? {} : { contentType: type }),
+      };
+    } catch (error) {
+      throw malformed(exchange.what, error);
+    }
+  }
+
+  async #copyInParts(source: ObjectInfo, to: string, options: CopyOptions): Promise<ObjectInfo> {
+    const contentType = options.contentType ?? source.contentType;
+    const conditions: Record<string, string> =
+      options.ifNoneMatch === '*' ? { 'if-none-match': '*' } : {};
+    // CompleteMultipartUpload decides; this spares copying gigabytes it would refuse.
+    await this.#precheck(to, conditions);
+    const uploadId = await this.#createUpload(to, contentType, 'copy');
+    try {
+      const parts = await forEachLimited(
+        planCopyParts(source.size, this.#copyPartSize),
+        COPY_PART_CONCURRENCY,
+        (part) => this.#copyPart(source, to, uploadId, part),
+      );
+      const etag = await this.#completeUpload(to, uploadId, parts, conditions, 'copy');
+      return {
+        key: to,
+        size: source.size,
+        etag: etag.value,
+        lastModified: etag.at,
+        ...(contentType === undefined ? {} : { contentType }),
+      };
+    } catch (error) {
+      await this.#abortUpload(to, uploadId, 'copy');
+      throw error;
+    }
+  }
+
+  async #copyPart(
+    source: ObjectInfo,
+    to: string,
+    uploadId: string,
+    part: CopyPart,
+  ): Promise<{ partNumber: number; etag: string }> {
+    const url = this.#objectUrl(to, [
+      ['partNumber', String(part.partNumber)],
+      ['uploadId', uploadId],
+    ]);
+    const headers = this.#copySourceHeaders(source);
+    if (part.range !== undefined) headers['x-amz-copy-source-range'] = part.range;
+    const what = `copy ${source.key} to ${to}: part ${part.partNumber}`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const exchange = await this.#send(
+          'PUT',
+          url,
+          what,
+          headers,
+          new Uint8Array(0),
+          this.#timeoutMs + copyAllowanceMs(part.length),
+        );
+        const root = await copyAnswer(exchange, source.key, 'CopyPartResult');
+        try {
+          return {
+            partNumber: part.partNumber,
+            etag: unquoteEtag(requiredChildText(root, 'ETag')),
+          };
+        } catch (error) {
+          throw malformed(what, error);
+        }
+      } catch (error) {
+        if (!isStorageError(error, 'UNAVAILABLE') || attempt >= PART_ATTEMPTS) throw error;
+        await delay(PART_RETRY_DELAY_MS * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  /** The copy's source, pinned to the version whose size we report. */
+  #copySourceHeaders(source: ObjectInfo): Record<string, string> {
+    return {
+      'x-amz-copy-source': copySource(this.#bucket, source.key),
+      'x-amz-copy-source-if-match': quoteEtag(source.etag),
+    };
+  }
+
   // --- uploads ---
 
   async #putSingle(
@@ -428,10 +627,14 @@ export class S3FetchBlobStore implements BlobStore {
     }
   }
 
-  async #createUpload(key: string, contentType: string | undefined): Promise<string> {
+  async #createUpload(
+    key: string,
+    contentType: string | undefined,
+    operation: 'put' | 'copy' = 'put',
+  ): Promise<string> {
     const headers: Record<string, string> = {};
     if (contentType !== undefined) headers['content-type'] = contentType;
-    const what = `put ${key}: create multipart upload`;
+    const what = `${operation} ${key}: create multipart upload`;
     const exchange = await this.#send(
       'POST',
       this.#objectUrl(key, [['uploads', '']]),
@@ -479,6 +682,7 @@ export class S3FetchBlobStore implements BlobStore {
     uploadId: string,
     parts: readonly { partNumber: number; etag: string }[],
     conditions: Record<string, string>,
+    operation: 'put' | 'copy' = 'put',
   ): Promise<{ value: string; at: Date }> {
     const xml =
       '<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
@@ -492,7 +696,7 @@ export class S3FetchBlobStore implements BlobStore {
     const exchange = await this.#send(
       'POST',
       this.#objectUrl(key, [['uploadId', uploadId]]),
-      `put ${key}: complete multipart upload`,
+      `${operation} ${key}: complete multipart upload`,
       { ...conditions, 'content-type': 'application/xml' },
       new TextEncoder().encode(xml),
     );
@@ -515,12 +719,16 @@ export class S3FetchBlobStore implements BlobStore {
   }
 
   /** Best effort: a failed abort leaves parts that a bucket lifecycle rule cleans up. */
-  async #abortUpload(key: string, uploadId: string): Promise<void> {
+  async #abortUpload(
+    key: string,
+    uploadId: string,
+    operation: 'put' | 'copy' = 'put',
+  ): Promise<void> {
     try {
       const exchange = await this.#send(
         'DELETE',
         this.#objectUrl(key, [['uploadId', uploadId]]),
-        `put ${key}: abort multipart upload`,
+        `${operation} ${key}: abort multipart upload`,
       );
       await discard(exchange);
     } catch {
@@ -640,15 +848,14 @@ export class S3FetchBlobStore implements BlobStore {
     what: string,
     headers: Record<string, string> = {},
     body?: Uint8Array<ArrayBuffer>,
+    timeoutMs = this.#timeoutMs,
   ): Promise<Exchange> {
     const controller = new AbortController();
     // Not AbortSignal.timeout: that one cannot be stopped once the headers are in, and would
     // cut off a long download that is still making progress.
     const timer = setTimeout(() => {
-      controller.abort(
-        new StorageError('UNAVAILABLE', `${what}: no answer in ${this.#timeoutMs} ms`),
-      );
-    }, this.#timeoutMs);
+      controller.abort(new StorageError('UNAVAILABLE', `${what}: no answer in ${timeoutMs} ms`));
+    }, timeoutMs);
     try {
       const signedHeaders = { ...headers };
       if (body !== undefined) {
@@ -662,7 +869,7 @@ export class S3FetchBlobStore implements BlobStore {
         signal: controller.signal,
       });
       const response = await this.#fetch(request);
-      return { response, controller, what, idleMs: this.#timeoutMs };
+      return { response, controller, what, idleMs: timeoutMs };
     } catch (error) {
       const reason: unknown = controller.signal.reason;
       if (isStorageError(reason)) throw reason;
@@ -690,14 +897,18 @@ function conditionHeaders(options: PutOptions): Record<string, string> {
   const conditions: Record<string, string> = {};
   if (options.ifNoneMatch !== undefined) conditions['if-none-match'] = '*';
   if (options.ifMatch !== undefined) conditions['if-match'] = quoteEtag(options.ifMatch);
-  const { contentType } = options;
-  if (contentType !== undefined && !/^[\x20-\x7e]+$/.test(contentType)) {
+  if (options.contentType !== undefined) checkContentType(options.contentType);
+  return conditions;
+}
+
+/** Refuses a content type no header can carry. */
+function checkContentType(contentType: string): void {
+  if (!/^[\x20-\x7e]+$/.test(contentType)) {
     throw new StorageError(
       'INVALID_ARGUMENT',
       `contentType: expected printable ASCII, got ${JSON.stringify(contentType)}`,
     );
   }
-  return conditions;
 }
 
 /** fetch will not send a view of a SharedArrayBuffer; anything else goes as it is. */
@@ -888,6 +1099,39 @@ async function errorCode(exchange: Exchange): Promise<string | undefined> {
   }
 }
 
+/**
+ * The answer to a CopyObject or UploadPartCopy, whose only condition is the source pin: its
+ * result element, or why not. S3 answers 200 as soon as a copy starts, so a copy that fails
+ * later fails inside a 200, with an <Error> body.
+ */
+async function copyAnswer(exchange: Exchange, from: string, result: string): Promise<XmlElement> {
+  const { status } = exchange.response;
+  if (status === 412) {
+    await discard(exchange);
+    throw new SourceChangedError(`${exchange.what}: the source changed`);
+  }
+  if (status === 404) {
+    // NoSuchKey is the source; NoSuchBucket, NoSuchUpload are not about it.
+    const code = await errorCode(exchange);
+    if (code === undefined || code === 'NoSuchKey') throw notFound(from);
+    throw unavailable(exchange, code);
+  }
+  if (status !== 200) throw unavailable(exchange, await errorCode(exchange));
+  const root = await readXml(exchange, result, 'Error');
+  if (root.name === result) return root;
+  let code: string | undefined;
+  try {
+    code = childText(root, 'Code');
+  } catch (error) {
+    throw malformed(exchange.what, error);
+  }
+  if (code === 'PreconditionFailed') {
+    throw new SourceChangedError(`${exchange.what}: the source changed`);
+  }
+  if (code === 'NoSuchKey') throw notFound(from);
+  throw unavailable(exchange, code);
+}
+
 // --- errors ---
 
 function refusedWrite(key: string, conditions: Record<string, string>): StorageError {
@@ -917,14 +1161,6 @@ type ReadableStreamReadResult = Awaited<
 >;
 
 // --- encoding ---
-
-/** Percent-encodes everything but RFC 3986's unreserved characters, as SigV4 wants. */
-function encodeRfc3986(value: string): string {
-  return encodeURIComponent(value).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-}
 
 function escapeXml(value: string): string {
   return value.replace(

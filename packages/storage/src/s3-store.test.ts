@@ -25,6 +25,7 @@ import {
 } from './testing/minio.js';
 
 const minio = inject('minio');
+const MiB = 1024 * 1024;
 
 function storeOn(
   connection: MinioConnection,
@@ -229,6 +230,171 @@ describe('S3BlobStore on MinIO', () => {
     }
   });
 
+  /** Runs `action` once, just before the store's next `commandName` request goes out. */
+  function beforeNext(
+    store: S3BlobStore,
+    commandName: string,
+    action: () => Promise<unknown>,
+  ): void {
+    let pending: (() => Promise<unknown>) | undefined = action;
+    store.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === commandName && pending !== undefined) {
+          const run = pending;
+          pending = undefined;
+          await run();
+        }
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+  }
+
+  /** The names of the commands the store sends from now on. */
+  function recordCommands(store: S3BlobStore): string[] {
+    const sent: string[] = [];
+    store.client.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(context.commandName ?? '?');
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    return sent;
+  }
+
+  async function openUploads(store: S3BlobStore): Promise<unknown[]> {
+    const uploads = await store.client.send(
+      new ListMultipartUploadsCommand({ Bucket: store.bucket }),
+    );
+    return uploads.Uploads ?? [];
+  }
+
+  it('copies with one CopyObject up to multipartCopyThreshold, and in UploadPartCopy parts above', async () => {
+    const { store, cleanup } = await makeMinioStore({
+      multipartCopyThreshold: 5 * MiB,
+      copyPartSize: 5 * MiB,
+    });
+    try {
+      await store.put('small', patternStream(12, 5 * MiB));
+      const size = 12 * MiB + 1;
+      await store.put('large', patternStream(11, size));
+      const sent = recordCommands(store);
+      const small = await store.copy('small', 'small-copy');
+      expect(sent).toEqual(['HeadObjectCommand', 'CopyObjectCommand']);
+      expect(small.etag).toMatch(/^[0-9a-f]{32}$/);
+      sent.length = 0;
+      const large = await store.copy('large', 'large-copy');
+      expect(sent).toEqual([
+        'HeadObjectCommand',
+        'CreateMultipartUploadCommand',
+        'UploadPartCopyCommand',
+        'UploadPartCopyCommand',
+        'UploadPartCopyCommand',
+        'CompleteMultipartUploadCommand',
+      ]);
+      expect(large.etag).toMatch(/^[0-9a-f]{32}-3$/); // 5 + 5 + 2 MiB
+      expect(large.size).toBe(size);
+      expect((await store.head('large-copy'))?.etag).toBe(large.etag);
+      const got = await store.get('large-copy');
+      if (got.notModified) throw new Error('expected a body');
+      expect(await expectPattern(got.body, 11)).toBe(size);
+      expect(await openUploads(store)).toEqual([]);
+    } finally {
+      await cleanup?.();
+    }
+  });
+
+  it('copies a create-only copy as a one-part multipart upload (MinIO ignores If-None-Match on CopyObject)', async () => {
+    const { store, cleanup } = await makeMinioStore();
+    try {
+      await store.put('src', bytes('source'));
+      const sent = recordCommands(store);
+      const copied = await store.copy('src', 'dst', { ifNoneMatch: '*' });
+      expect(sent).toEqual([
+        'HeadObjectCommand',
+        'HeadObjectCommand',
+        'CreateMultipartUploadCommand',
+        'UploadPartCopyCommand',
+        'CompleteMultipartUploadCommand',
+      ]);
+      expect(copied.etag).toMatch(/^[0-9a-f]{32}-1$/);
+    } finally {
+      await cleanup?.();
+    }
+  });
+
+  it('starts a copy over when the source changes under it, unless sourceIfMatch pinned it', async () => {
+    const { store, cleanup } = await makeMinioStore({
+      multipartCopyThreshold: 5 * MiB,
+      copyPartSize: 5 * MiB,
+    });
+    const other = storeOn(minio, store.bucket);
+    try {
+      // One CopyObject: the size reported must be that of the bytes copied.
+      await store.put('small', bytes('one'));
+      beforeNext(store, 'CopyObjectCommand', () => other.put('small', bytes('two!')));
+      const small = await store.copy('small', 'small-copy');
+      expect(small.size).toBe(4);
+      expect((await store.head('small-copy'))?.size).toBe(4);
+
+      // In parts: a part that finds a newer source fails the whole copy, which starts over.
+      await store.put('large', patternStream(1, 12 * MiB));
+      beforeNext(store, 'UploadPartCopyCommand', () =>
+        other.put('large', patternStream(2, 11 * MiB)),
+      );
+      const large = await store.copy('large', 'large-copy');
+      expect(large.size).toBe(11 * MiB);
+      const got = await store.get('large-copy');
+      if (got.notModified) throw new Error('expected a body');
+      expect(await expectPattern(got.body, 2)).toBe(11 * MiB);
+
+      // Pinned by the caller: the change fails the copy.
+      const pinned = await store.head('large');
+      beforeNext(store, 'UploadPartCopyCommand', () =>
+        other.put('large', patternStream(3, 10 * MiB)),
+      );
+      await expectStorageError(
+        store.copy('large', 'pinned-copy', { sourceIfMatch: pinned?.etag }),
+        'PRECONDITION_FAILED',
+      );
+      const pinnedSmall = await store.head('small');
+      beforeNext(store, 'CopyObjectCommand', () => other.put('small', bytes('three')));
+      await expectStorageError(
+        store.copy('small', 'pinned-small', { sourceIfMatch: pinnedSmall?.etag }),
+        'PRECONDITION_FAILED',
+      );
+      expect(await store.head('pinned-copy')).toBeUndefined();
+      expect(await store.head('pinned-small')).toBeUndefined();
+      expect(await openUploads(store)).toEqual([]);
+    } finally {
+      other.destroy();
+      await cleanup?.();
+    }
+  });
+
+  it('carries If-None-Match to CompleteMultipartUpload: a destination created mid-copy wins', async () => {
+    const { store, cleanup } = await makeMinioStore();
+    const other = storeOn(minio, store.bucket);
+    try {
+      await store.put('src', bytes('source'));
+      beforeNext(store, 'CompleteMultipartUploadCommand', () =>
+        other.put('dst', bytes('created meanwhile')),
+      );
+      await expectStorageError(
+        store.copy('src', 'dst', { ifNoneMatch: '*' }),
+        'PRECONDITION_FAILED',
+      );
+      const got = await store.get('dst');
+      if (got.notModified) throw new Error('expected a body');
+      expect(await readText(got.body)).toBe('created meanwhile');
+      expect(await openUploads(store)).toEqual([]);
+    } finally {
+      other.destroy();
+      await cleanup?.();
+    }
+  });
+
   it('is UNAVAILABLE while MinIO is down and serves the same data once it is back', async () => {
     await own.restart();
     const store = storeOn(own, ownBucket, impatient);
@@ -359,6 +525,7 @@ describe('S3BlobStore against a failing server', () => {
           () => store.put('k', bytes('x')),
           () => store.delete('k'),
           () => store.list({ prefix: '' }),
+          () => store.copy('k', 'l'),
         ]) {
           requests = 0;
           const error = await expectStorageError(operation(), 'UNAVAILABLE');
@@ -370,4 +537,73 @@ describe('S3BlobStore against a failing server', () => {
       }
     }, 30_000);
   }
+});
+
+describe('S3BlobStore copy against a server that fails inside a 200 answer', () => {
+  let server: Server;
+  let endpoint: string;
+  let copyAnswer = '';
+  const copies: string[] = [];
+
+  beforeAll(async () => {
+    // HEAD finds the source; CopyObject answers 200 at once and then an <Error>, as S3 may
+    // when a copy fails after it started.
+    server = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        if (request.method === 'HEAD') {
+          response.writeHead(200, {
+            etag: '"0123456789abcdef0123456789abcdef"',
+            'content-length': '5',
+            'last-modified': new Date().toUTCString(),
+          });
+          response.end();
+          return;
+        }
+        copies.push(String(request.headers['x-amz-copy-source']));
+        response.writeHead(200, { 'content-type': 'application/xml' });
+        response.end(copyAnswer);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no address');
+    endpoint = `http://127.0.0.1:${address.port}`;
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const error = (code: string) =>
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>m</Message></Error>`;
+
+  it('maps an InternalError inside a 200 to UNAVAILABLE', async () => {
+    copyAnswer = error('InternalError');
+    copies.length = 0;
+    const store = storeOn(minio, 'b', { ...impatient, endpoint, maxAttempts: 1 });
+    try {
+      await expectStorageError(store.copy('a b/ü+%.bin', 'dst'), 'UNAVAILABLE');
+      expect(copies).toEqual(['b/a%20b/%C3%BC%2B%25.bin']);
+    } finally {
+      store.destroy();
+    }
+  });
+
+  it('maps a PreconditionFailed inside a 200 to a changed source', async () => {
+    copyAnswer = error('PreconditionFailed');
+    const store = storeOn(minio, 'b', { ...impatient, endpoint, maxAttempts: 1 });
+    try {
+      await expectStorageError(
+        store.copy('src', 'dst', { sourceIfMatch: '0123456789abcdef0123456789abcdef' }),
+        'PRECONDITION_FAILED',
+      );
+      copies.length = 0;
+      const error = await expectStorageError(store.copy('src', 'dst'), 'UNAVAILABLE');
+      expect(error.message).toContain('kept changing');
+      expect(copies).toHaveLength(3);
+    } finally {
+      store.destroy();
+    }
+  });
 });

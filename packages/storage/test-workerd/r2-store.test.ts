@@ -14,6 +14,7 @@ import {
   expectPattern,
   expectStorageError,
   patternStream,
+  readText,
   streamOf,
 } from '../src/contract.js';
 import { R2BlobStore, type R2BucketLike } from '../src/r2-store.js';
@@ -146,5 +147,49 @@ describe('R2BlobStore, in workerd', () => {
     await bucket.put('\\cairn-staging\\left-over', new TextEncoder().encode('x'));
     await store.put('a', bytes('a'));
     expect((await store.list({ prefix: '' })).objects.map((o) => o.key)).toEqual(['a']);
+  });
+
+  it('copies by streaming the source into one put: a multipart source becomes a plain object', async () => {
+    const { store } = await emptyStore();
+    const store5 = new R2BlobStore(bucket, { partSize: 5 * MiB });
+    const size = 11 * MiB + 1;
+    const source = await store5.put('parts.bin', patternStream(6, size));
+    expect(source.etag).toMatch(/-3$/);
+    const copied = await store.copy('parts.bin', 'copy.bin', {
+      sourceIfMatch: source.etag,
+      ifNoneMatch: '*',
+    });
+    expect(copied.etag).toMatch(/^[0-9a-f]{32}$/);
+    expect(copied.size).toBe(size);
+    const result = await store.get('copy.bin');
+    if (result.notModified) throw new Error('expected a body');
+    expect(await expectPattern(result.body, 6)).toBe(size);
+  });
+
+  it("refuses a create-only copy when the destination appears after the early check, in R2's put", async () => {
+    await emptyStore();
+    let raced = false;
+    const racing: R2BucketLike = {
+      head: (key) => bucket.head(key),
+      get: (key, options) => bucket.get(key, options),
+      put: async (key, value, options) => {
+        if (!raced && key === 'dst') {
+          raced = true;
+          await bucket.put('dst', new TextEncoder().encode('created meanwhile'));
+        }
+        return bucket.put(key, value, options);
+      },
+      delete: (key) => bucket.delete(key),
+      list: (options) => bucket.list(options),
+      createMultipartUpload: (key, options) => bucket.createMultipartUpload(key, options),
+    };
+    const store = new R2BlobStore(racing);
+    await store.put('src', bytes('source'));
+    await expectStorageError(store.copy('src', 'dst', { ifNoneMatch: '*' }), 'PRECONDITION_FAILED');
+    expect(raced).toBe(true);
+    const result = await store.get('dst');
+    if (result.notModified) throw new Error('expected a body');
+    expect(await readText(result.body)).toBe('created meanwhile');
+    expect(await allKeys()).toEqual(['dst', 'src']);
   });
 });
