@@ -1,0 +1,184 @@
+/**
+ * A whole origin for tests: keys, an initialised repository in a store (memory unless given
+ * one), the service served over real HTTP on 127.0.0.1, and publisher clients.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { BlobStore } from '@cairn/storage/blob-store';
+import { isStorageError } from '@cairn/storage/errors';
+import { MemoryBlobStore } from '@cairn/storage/memory-store';
+import { VerifyError } from '@cairn/verify/errors';
+import { webHashPort } from '@cairn/verify/hash';
+import type { Fetcher, MetadataStore } from '@cairn/verify/ports';
+import { Ed25519Signer } from '@cairn/verify/signer';
+import { Updater } from '@cairn/verify/updater';
+import { initRepository } from '../../src/admin.js';
+import type { Policy } from '../../src/context.js';
+import { createLogger } from '../../src/log.js';
+import { PublisherClient } from '../../src/publisher-client.js';
+import { RootChain } from '../../src/repository.js';
+import { serveOrigin, type RunningOrigin } from '../../src/server.js';
+import { OriginService } from '../../src/service.js';
+
+const DAY = 86_400_000;
+
+export const TEST_POLICY: Policy = {
+  expiry: { root: 365 * DAY, targets: 90 * DAY, snapshot: 7 * DAY, timestamp: DAY },
+  refreshBefore: { snapshot: 3 * DAY, timestamp: DAY / 2 },
+  targetsWarning: 14 * DAY,
+  deltas: { pastVersions: 3, maxFileBytes: 64 * 2 ** 20 },
+  retention: { releases: 10, graceSeconds: 3600 },
+  limits: { maxFiles: 100, maxFileBytes: 2 ** 30, maxReleaseBytes: 2 ** 32, maxNameBytes: 255 },
+};
+
+export const ref = (s: Ed25519Signer) => ({ keyid: s.keyid, key: s.publicKey });
+
+export interface TestKeys {
+  readonly root: readonly Ed25519Signer[];
+  readonly alice: Ed25519Signer;
+  readonly bob: Ed25519Signer;
+  readonly carol: Ed25519Signer;
+  readonly snapshot: Ed25519Signer;
+  readonly timestamp: Ed25519Signer;
+}
+
+export async function generateKeys(): Promise<TestKeys> {
+  const g = () => Ed25519Signer.generate();
+  return {
+    root: [await g(), await g()],
+    alice: await g(),
+    bob: await g(),
+    carol: await g(),
+    snapshot: await g(),
+    timestamp: await g(),
+  };
+}
+
+export async function initTestRepository(store: BlobStore, keys: TestKeys, now = new Date()) {
+  return initRepository(store, {
+    rootSigners: keys.root,
+    rootThreshold: 2,
+    publishers: [ref(keys.alice), ref(keys.bob)],
+    targetsThreshold: 2,
+    snapshotKey: ref(keys.snapshot),
+    timestampKey: ref(keys.timestamp),
+    rootExpiry: TEST_POLICY.expiry.root,
+    now,
+  });
+}
+
+export interface TestOrigin {
+  readonly store: BlobStore;
+  readonly keys: TestKeys;
+  readonly service: OriginService;
+  readonly url: string;
+  readonly logs: string[];
+  client(signer: Ed25519Signer): PublisherClient;
+  close(): Promise<void>;
+}
+
+export async function startTestOrigin(
+  options: {
+    store?: BlobStore;
+    keys?: TestKeys;
+    init?: boolean;
+    now?: () => Date;
+    policy?: Policy;
+  } = {},
+): Promise<TestOrigin> {
+  const store = options.store ?? new MemoryBlobStore();
+  const keys = options.keys ?? (await generateKeys());
+  if (options.init !== false) await initTestRepository(store, keys, options.now?.());
+  const logs: string[] = [];
+  const service = new OriginService({
+    store,
+    online: { snapshot: [keys.snapshot], timestamp: [keys.timestamp] },
+    policy: options.policy ?? TEST_POLICY,
+    authWindowMs: 300_000,
+    logger: createLogger({ write: (line) => logs.push(line) }),
+    now: options.now,
+  });
+  const running: RunningOrigin = await serveOrigin(service, { host: '127.0.0.1', port: 0 });
+  return {
+    store,
+    keys,
+    service,
+    url: running.url,
+    logs,
+    client: (signer) => new PublisherClient(running.url, signer),
+    close: () => running.close(),
+  };
+}
+
+/** Writes `files` (name → content) under `dir`. */
+export async function writeTree(dir: string, files: Readonly<Record<string, string | Uint8Array>>) {
+  for (const [name, content] of Object.entries(files)) {
+    const path = join(dir, name);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, content);
+  }
+}
+
+/** A TUF client (our verify core) reading straight from the store, as the edge would serve it. */
+export function storeFetcher(store: BlobStore): Fetcher {
+  return {
+    async fetch(url: string, maxLength: number): Promise<Uint8Array> {
+      const key = decodeURIComponent(new URL(url).pathname.slice(1));
+      try {
+        const result = await store.get(key);
+        if (result.notModified) throw new Error('304');
+        const bytes = new Uint8Array(await new Response(result.body).arrayBuffer());
+        if (bytes.length > maxLength) throw new VerifyError('TOO_LARGE', `${key} too large`);
+        return bytes;
+      } catch (error) {
+        if (isStorageError(error, 'NOT_FOUND'))
+          throw new VerifyError('NOT_FOUND', `${key} not found`);
+        throw error;
+      }
+    },
+  };
+}
+
+export function memoryMetadataStore(initialRoot: Uint8Array): MetadataStore {
+  const files = new Map<string, Uint8Array>([['root', initialRoot]]);
+  return {
+    load: (name) => Promise.resolve(files.get(name)),
+    persist: (name, bytes) => {
+      files.set(name, bytes);
+      return Promise.resolve();
+    },
+    remove: (name) => {
+      files.delete(name);
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Refreshes a fresh TUF client against the store and downloads every non-delta target. */
+export async function clientView(
+  store: BlobStore,
+  now?: () => Date,
+): Promise<{ version: number; files: Record<string, string> }> {
+  const root = (await new RootChain(store).get(1))?.toBytes();
+  if (root === undefined) throw new Error('no root 1');
+  const updater = new Updater({
+    metadataBaseUrl: 'http://store/metadata/',
+    targetBaseUrl: 'http://store/targets/',
+    fetcher: storeFetcher(store),
+    store: memoryMetadataStore(root),
+    hash: webHashPort,
+    prefixTargetsWithHash: true,
+    now,
+  });
+  await updater.refresh();
+  const targets = updater.trusted?.targets;
+  if (targets === undefined) throw new Error('no targets');
+  const files: Record<string, string> = {};
+  for (const [path] of targets.signed.targets) {
+    if (path.startsWith('_delta/')) continue;
+    const info = await updater.getTargetInfo(path);
+    if (info === undefined) throw new Error(`no info for ${path}`);
+    files[path] = new TextDecoder().decode(await updater.downloadTarget(info));
+  }
+  return { version: targets.signed.version, files };
+}
