@@ -95,7 +95,13 @@ function addTime(now: Date, ms: number): Date {
   return new Date(Math.floor((now.getTime() + ms) / 1000) * 1000);
 }
 
-/** The configured online signers that `roots` list for `role`. */
+/**
+ * The configured online signers for `role` that `roots` list. Clients check with the newest
+ * root (the last of `roots`), so a threshold of its keys must be among them: an origin still
+ * holding only the key a rotation replaces refuses to publish rather than sign metadata
+ * clients would reject. Keys of the older root sign too, for clients that have not yet
+ * fetched the newest root.
+ */
 function signersFor(
   signers: readonly Signer[],
   roots: readonly Root[],
@@ -103,10 +109,14 @@ function signersFor(
 ): Signer[] {
   const listed = new Set(roots.flatMap((r) => r.roles[role].keyids));
   const chosen = signers.filter((s) => listed.has(s.keyid));
-  if (chosen.length === 0) {
+  const newest = roots.at(-1)?.roles[role];
+  const fromNewest = chosen.filter((s) => newest?.keyids.includes(s.keyid) === true).length;
+  if (newest === undefined || fromNewest < newest.threshold) {
     throw new OriginError(
       'CONFIG_INVALID',
-      `none of the configured ${role} keys (${signers.map((s) => s.keyid.slice(0, 12)).join(', ') || 'none'}) is listed for ${role} in root`,
+      `the origin holds ${fromNewest} of the ${newest?.threshold ?? 1} ${role} key(s) the newest root requires ` +
+        `(it lists ${newest?.keyids.map((k) => k.slice(0, 12)).join(', ') ?? 'none'}; configured: ` +
+        `${signers.map((s) => s.keyid.slice(0, 12)).join(', ') || 'none'}): configure the new key and restart`,
     );
   }
   return chosen;
@@ -128,6 +138,9 @@ async function buildPlan(
   if (targetsBytes === undefined) throw new OriginError('INTERNAL', 'targets bytes missing');
   const roots = content.roots ?? [];
   const newestRoot = roots.at(-1)?.signed ?? head.root.signed;
+  // Checked before anything is written: a plan that could not end with a timestamp the
+  // newest root accepts would leave clients with a root that rejects the live timestamp.
+  signersFor(ctx.online.timestamp, [head.root.signed, newestRoot], 'timestamp');
   const snapshot = await signMetadata(
     new Metadata(
       new Snapshot({
@@ -263,7 +276,7 @@ async function commitTimestamp(
       ),
       signersFor(
         ctx.online.timestamp,
-        before === undefined ? [newest.signed] : [newest.signed, before.signed],
+        before === undefined ? [newest.signed] : [before.signed, newest.signed],
         'timestamp',
       ),
     );

@@ -7,7 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { Ed25519Signer } from '@cairn/verify/signer';
 import { proposeRootChange } from '../src/admin.js';
+import { createLogger } from '../src/log.js';
+import { OriginService } from '../src/service.js';
 import { isOriginError } from '../src/errors.js';
 import { readHead } from '../src/repository.js';
 import { collectGarbage } from '../src/gc.js';
@@ -113,6 +116,32 @@ describe('key changes go through a pending root', () => {
     expect((await head()).root.signed.version).toBe(2);
     expect((await origin.service.status()).pendingRoot).toBeUndefined();
     expect(await view()).toEqual({ version: 2, files: { a: '2' } });
+  });
+
+  test('an online key rotation waits until the origin holds the new key', async () => {
+    await release({ a: '1' });
+    const next = await Ed25519Signer.generate();
+    await proposeRootChange(
+      { store: origin.store, roots: origin.service.ctx.roots, now: clock, rootExpiry: TEST_POLICY.expiry.root },
+      { kind: 'rotate-online', role: 'timestamp', key: ref(next) },
+      origin.keys.root,
+    );
+    const refused = await origin.service.tick();
+    expect(refused.rootVersion).toBeUndefined();
+    expect(refused.errors.join()).toContain('configure the new key and restart');
+    expect((await head()).root.signed.version).toBe(1);
+    const restarted = new OriginService({
+      store: origin.store,
+      online: { snapshot: [origin.keys.snapshot], timestamp: [origin.keys.timestamp, next] },
+      policy: TEST_POLICY,
+      authWindowMs: 300_000,
+      logger: createLogger({ write: () => undefined }),
+      now: () => clock,
+    });
+    expect((await restarted.tick()).rootVersion).toBe(2);
+    const ts = (await head()).published?.timestamp;
+    expect(ts?.signatures.map((s) => s.keyid).sort()).toEqual([origin.keys.timestamp.keyid, next.keyid].sort());
+    expect(await view()).toEqual({ version: 1, files: { a: '1' } });
   });
 
   test('a root change needs a threshold of root keys', async () => {
