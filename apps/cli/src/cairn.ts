@@ -1,9 +1,12 @@
 /**
  * The `cairn` command: a table of subcommands and a dispatcher. Adding a command is one
  * entry in COMMANDS. Exit status: 0 success, 1 the command failed, 2 bad usage.
+ *
+ * The origin commands load their modules when they run: the origin's code (and the S3 SDK
+ * behind its configuration) would otherwise slow down every `cairn` invocation.
  */
 import { readFileSync } from 'node:fs';
-import { failureLine, UsageError, type CliIo } from './cli-io.js';
+import { failureHint, failureLine, UsageError, type CliIo } from './cli-io.js';
 import { runDemo } from './demo.js';
 
 export const EXIT_OK = 0;
@@ -45,10 +48,51 @@ function usage(): string {
   ].join('\n');
 }
 
+const publisher = () => import('./publisher-commands.js');
+const keys = () => import('./key-commands.js');
+const init = () => import('./init-command.js');
+const service = () => import('./service-commands.js');
+
 export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   demo: {
     summary: 'create, sign, serve and verify a repository on this machine, step by step',
     run: runDemo,
+  },
+  init: {
+    summary: 'create the repository: root and online keys, root version 1',
+    run: async (args, io) => (await init()).runInit(args, io),
+  },
+  keys: {
+    summary: 'generate key files, list keys, add or revoke publishers, rotate keys',
+    run: async (args, io) => (await keys()).runKeys(args, io),
+  },
+  push: {
+    summary: 'push a directory to the origin as a new release',
+    run: async (args, io) => (await publisher()).runPush(args, io),
+  },
+  release: {
+    summary: 'show a release: files changed, sizes, deltas, state, signatures',
+    run: async (args, io) => (await publisher()).runRelease(args, io),
+  },
+  sign: {
+    summary: 'check a release against your copy and sign it',
+    run: async (args, io) => (await publisher()).runSign(args, io),
+  },
+  withdraw: {
+    summary: 'draft a release that goes back to the files of an earlier version',
+    run: async (args, io) => (await publisher()).runWithdraw(args, io),
+  },
+  status: {
+    summary: "show the origin's versions, expiries, draft and pending root",
+    run: async (args, io) => (await publisher()).runStatus(args, io),
+  },
+  serve: {
+    summary: 'run the origin until SIGTERM or SIGINT',
+    run: async (args, io) => (await service()).runServe(args, io),
+  },
+  gc: {
+    summary: 'remove files no retained release needs',
+    run: async (args, io) => (await service()).runGc(args, io),
   },
   help: {
     summary: 'show this help',
@@ -97,6 +141,8 @@ export async function runCairn(
     return await command.run(args, io);
   } catch (e) {
     io.stderr(failureLine(e));
+    const hint = failureHint(e);
+    if (hint !== undefined) io.stderr(hint);
     return e instanceof UsageError ? EXIT_USAGE : EXIT_FAILED;
   }
 }

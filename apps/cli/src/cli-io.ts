@@ -23,10 +23,25 @@ export class UsageError extends Error {
 }
 
 /**
- * Codes beyond VerifyError's: USAGE for bad arguments, IO for the local file system,
- * INTERNAL for anything unexpected (a bug: report it).
+ * Codes beyond those of the packages' own errors: USAGE for bad arguments, IO for the local
+ * file system, INTERNAL for anything unexpected (a bug: report it).
  */
 export type CliFailureCode = 'USAGE' | 'IO' | 'INTERNAL';
+
+/**
+ * The error classes whose `code` is printed as it is. Matched by name, not `instanceof`, so
+ * the CLI need not load storage or delta code to report their errors, and a second copy of
+ * a package in node_modules still reports its codes.
+ */
+const CODED_ERRORS: ReadonlySet<string> = new Set(['OriginError', 'StorageError', 'DeltaError']);
+
+function hasOwnCode(error: unknown): error is Error & { code: string } {
+  return (
+    error instanceof Error &&
+    CODED_ERRORS.has(error.name) &&
+    typeof (error as { code?: unknown }).code === 'string'
+  );
+}
 
 function isSystemError(error: unknown): error is NodeJS.ErrnoException {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -35,6 +50,7 @@ function isSystemError(error: unknown): error is NodeJS.ErrnoException {
 
 export function failureCode(error: unknown): string {
   if (isVerifyError(error)) return error.code;
+  if (hasOwnCode(error)) return error.code;
   if (error instanceof UsageError) return 'USAGE';
   if (isSystemError(error)) return 'IO';
   return 'INTERNAL';
@@ -44,4 +60,23 @@ export function failureCode(error: unknown): string {
 export function failureLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   return `✘ ${failureCode(error)}: ${message.replace(/\s*\n\s*/g, ' ')}`;
+}
+
+const hints = new WeakMap<object, string>();
+
+/**
+ * Attaches one line on how to fix `error`, printed under its failure line; a hint already
+ * attached (by code closer to the failure) is kept. Returns `error`, to rethrow.
+ */
+export function withHint<T>(error: T, hint: string | undefined): T {
+  if (hint !== undefined && typeof error === 'object' && error !== null && !hints.has(error)) {
+    hints.set(error, hint);
+  }
+  return error;
+}
+
+/** The line printed under a failure line: `  hint: ...`, or undefined when there is none. */
+export function failureHint(error: unknown): string | undefined {
+  const hint = typeof error === 'object' && error !== null ? hints.get(error) : undefined;
+  return hint === undefined ? undefined : `  hint: ${hint.replace(/\s*\n\s*/g, ' ')}`;
 }

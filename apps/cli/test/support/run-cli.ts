@@ -17,10 +17,18 @@ export function hasFaketime(): boolean {
   return spawnSync('faketime', ['-h'], { stdio: 'ignore' }).error === undefined;
 }
 
+export interface RunOptions {
+  /** Run under libfaketime at this time. */
+  readonly faketime?: string;
+  /** The child's whole environment (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+}
+
 export function runBuilt(
   bin: string,
   args: readonly string[],
-  options: { faketime?: string } = {},
+  options: RunOptions = {},
 ): Promise<CliResult> {
   // As tuf-conformance's client_runner.py does: `faketime "<time>" <client> ...`.
   const [command, prefix] =
@@ -30,6 +38,8 @@ export function runBuilt(
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, bin, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      cwd: options.cwd ?? process.cwd(),
     });
     let stdout = '';
     let stderr = '';
