@@ -658,7 +658,10 @@ export async function publishedMeanwhile(
   );
   return marker === undefined
     ? undefined
-    : { targetsVersion: marker.value.targetsVersion, snapshotVersion: marker.value.snapshotVersion };
+    : {
+        targetsVersion: marker.value.targetsVersion,
+        snapshotVersion: marker.value.snapshotVersion,
+      };
 }
 
 /**

@@ -122,7 +122,12 @@ describe('key changes go through a pending root', () => {
     await release({ a: '1' });
     const next = await Ed25519Signer.generate();
     await proposeRootChange(
-      { store: origin.store, roots: origin.service.ctx.roots, now: clock, rootExpiry: TEST_POLICY.expiry.root },
+      {
+        store: origin.store,
+        roots: origin.service.ctx.roots,
+        now: clock,
+        rootExpiry: TEST_POLICY.expiry.root,
+      },
       { kind: 'rotate-online', role: 'timestamp', key: ref(next) },
       origin.keys.root,
     );
@@ -140,7 +145,9 @@ describe('key changes go through a pending root', () => {
     });
     expect((await restarted.tick()).rootVersion).toBe(2);
     const ts = (await head()).published?.timestamp;
-    expect(ts?.signatures.map((s) => s.keyid).sort()).toEqual([origin.keys.timestamp.keyid, next.keyid].sort());
+    expect(ts?.signatures.map((s) => s.keyid).sort()).toEqual(
+      [origin.keys.timestamp.keyid, next.keyid].sort(),
+    );
     expect(await view()).toEqual({ version: 1, files: { a: '1' } });
   });
 
