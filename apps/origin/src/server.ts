@@ -34,26 +34,34 @@ export async function serveOrigin(
   service.logger.info('listening', { url });
 
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
+  let running: Promise<unknown> | undefined;
+  let closing = false;
+  // One round at a time: a round that outlasts the interval delays the next one; rounds never
+  // pile up to run side by side, and none starts after close() has waited for the last.
   const tick = () => {
-    running = service.tick().then((report) => {
-      if (report.errors.length > 0)
-        service.logger.warn('scheduled work failed', { errors: report.errors });
-    });
+    if (running !== undefined || closing) return;
+    running = service
+      .tick()
+      .then((report) => {
+        if (report.errors.length > 0)
+          service.logger.warn('scheduled work failed', { errors: report.errors });
+      })
+      .finally(() => {
+        running = undefined;
+      });
   };
   if (options.scheduleMs !== undefined && options.scheduleMs > 0) {
     // At once on start: a restarted origin finishes a half-done publication straight away.
     tick();
-    timer = setInterval(() => {
-      void running.then(tick);
-    }, options.scheduleMs);
+    timer = setInterval(tick, options.scheduleMs);
     timer.unref();
   }
   return {
     url,
     close: async () => {
+      closing = true;
       if (timer !== undefined) clearInterval(timer);
-      await running.catch(() => undefined);
+      await running?.catch(() => undefined);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
