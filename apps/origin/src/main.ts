@@ -5,6 +5,7 @@
  * start (the line before says why, with its code).
  */
 import { isOriginError } from './errors.js';
+import type { RunningOrigin } from './server.js';
 import { startOriginFromFile } from './start.js';
 
 const args = process.argv.slice(2);
@@ -20,13 +21,20 @@ for (let i = 0; i < args.length; i++) {
     process.exit(2);
   }
 }
+// The handlers go in before start-up: "listening" is logged (and a supervisor may stop us) a
+// moment before startOriginFromFile returns, and that stop must still wait for the round of
+// scheduled work in progress, not kill it. A second signal during start-up kills at once.
+let running: RunningOrigin | undefined;
+let stopRequested = false;
+const stop = () => {
+  if (running === undefined) stopRequested = true;
+  else void running.close().then(() => process.exit(0));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
 try {
-  const running = await startOriginFromFile(config);
-  const stop = () => {
-    void running.close().then(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  running = await startOriginFromFile(config);
+  if (stopRequested) stop();
 } catch (error) {
   const code = isOriginError(error) ? error.code : 'INTERNAL';
   process.stderr.write(`✘ ${code}: ${error instanceof Error ? error.message : String(error)}\n`);
