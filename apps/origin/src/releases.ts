@@ -6,9 +6,8 @@
  * Everything lives in the store under the release's private prefix, so any origin instance
  * can take any step, and nothing of a release is visible to clients until it is published.
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { isStorageError } from '@cairn/storage/errors';
 import { canonicalize } from '@cairn/verify/canonical-json';
 import { checkTargetPath } from '@cairn/verify/names';
@@ -17,6 +16,7 @@ import type { OriginContext } from './context.js';
 import {
   deltaBases,
   deltaTargetFile,
+  deltaTargetPath,
   isDeltaPath,
   makeDeltas,
   type DeltaRecord,
@@ -477,7 +477,7 @@ export async function completeRelease(ctx: OriginContext, id: string): Promise<D
       : []),
     ...deltas.map((d) => ({
       from: d.key,
-      to: targetBlobKey(deltaTargetPath(d), d.sha256),
+      to: targetBlobKey(deltaTargetPath(d.path, d.base.sha256), d.sha256),
       length: d.length,
     })),
   ];
@@ -498,10 +498,6 @@ export async function completeRelease(ctx: OriginContext, id: string): Promise<D
     draftSha256: draft.draftSha256,
   } satisfies DraftPointer);
   return draft;
-}
-
-function deltaTargetPath(d: DeltaRecord): string {
-  return deltaTargetFile(d).path;
 }
 
 export function draftMetadata(draft: DraftRecord): Metadata<Targets> {
