@@ -10,6 +10,8 @@ export default tseslint.config(
       '**/.turbo/**',
       '**/.cache/**',
       '**/.wrangler/**',
+      '**/dist-worker/**',
+      'apps/edge/worker-configuration.d.ts',
     ],
   },
   eslint.configs.recommended,
@@ -43,7 +45,10 @@ export default tseslint.config(
       // The apply side of the delta codec; the encoder and the Node adapters may use Node.
       'packages/delta/src/{apply,format,errors,limits,sha256,zstd}.ts',
       'packages/delta/src/testing/{inputs,craft}.ts',
+      // The edge runs in workerd; its Node entry points are named node*.ts.
+      'apps/edge/src/**/*.ts',
     ],
+    ignores: ['apps/edge/src/node*.ts', 'apps/edge/src/**/*.test.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

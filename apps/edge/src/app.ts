@@ -1,0 +1,401 @@
+/**
+ * The edge as one Hono app, the same on Workers and Node: it serves the repository layout from
+ * an ObjectSource with the HTTP semantics caches and clients rely on (strong ETags,
+ * preconditions, single ranges, HEAD, immutable caching of versioned and hash-named objects),
+ * answers /health and /metrics, and maps every failure to a status in one `onError`.
+ */
+import type { ObjectInfo } from '@cairn/storage/blob-store';
+import { Metadata } from '@cairn/verify/metadata';
+import { Hono, type Context } from 'hono';
+import { cors } from 'hono/cors';
+import type { EdgeConfig } from './config.js';
+import { EdgeError, HTTP_STATUS, isEdgeError } from './errors.js';
+import {
+  entityTag,
+  evaluatePreconditions,
+  ifRangeHolds,
+  parseRange,
+  type Preconditions,
+} from './http.js';
+import { EdgeMetrics, type EdgeEvent, type RequestClass } from './metrics.js';
+import { classifyPath, type RepoPath } from './paths.js';
+import { FullFileRateLimiter } from './rate-limit.js';
+import type { ObjectSource, SourceObject } from './source.js';
+
+/** The Workers Cache API (`caches.default`) for immutable objects; absent on Node. */
+export interface ImmutableCache {
+  match(url: string): Promise<Response | undefined>;
+  put(url: string, response: Response): Promise<void>;
+}
+
+/** One JSON object per line: what happened, for operators' log pipelines. */
+export type EdgeLog = (entry: Readonly<Record<string, unknown>>) => void;
+
+export interface EdgeDependencies {
+  readonly config: EdgeConfig;
+  readonly source: ObjectSource;
+  readonly cache?: ImmutableCache | undefined;
+  /** The client's address for the rate limit. Default: `CF-Connecting-IP`. */
+  readonly clientAddress?: ((c: Context) => string | undefined) | undefined;
+  readonly now?: (() => Date) | undefined;
+  readonly log?: EdgeLog | undefined;
+  readonly metrics?: EdgeMetrics | undefined;
+}
+
+export const IMMUTABLE_CACHE_CONTROL = 'public, max-age=31536000, immutable';
+export const MIRROR_HEADER = 'X-Cairn-Mirror';
+const TIMESTAMP_PATH: RepoPath = {
+  key: 'metadata/timestamp.json',
+  kind: 'timestamp',
+  immutable: false,
+  role: 'timestamp',
+};
+/** More than any timestamp.json the origin writes; /health reads no further. */
+const MAX_TIMESTAMP_BYTES = 64 * 1024;
+
+type Env = { Variables: { kind: RequestClass } };
+
+const defaultLog: EdgeLog = (entry) => {
+  console.log(JSON.stringify({ time: new Date().toISOString(), ...entry }));
+};
+
+function defaultClientAddress(c: Context): string | undefined {
+  return c.req.header('cf-connecting-ip');
+}
+
+function cacheControl(config: EdgeConfig, path: RepoPath): string {
+  return path.immutable ? IMMUTABLE_CACHE_CONTROL : `public, max-age=${config.timestampMaxAge}`;
+}
+
+function contentType(path: RepoPath): string {
+  return path.kind === 'target' || path.kind === 'delta'
+    ? 'application/octet-stream'
+    : 'application/json';
+}
+
+/** The headers every representation of an object carries, whatever the status. */
+function objectHeaders(config: EdgeConfig, path: RepoPath, info: ObjectInfo): Headers {
+  return new Headers({
+    ETag: entityTag(info.etag),
+    'Last-Modified': info.lastModified.toUTCString(),
+    'Cache-Control': cacheControl(config, path),
+    'Content-Type': contentType(path),
+    'Accept-Ranges': 'bytes',
+    'X-Content-Type-Options': 'nosniff',
+  });
+}
+
+function preconditionsOf(c: Context): Preconditions & { ifRange?: string | undefined } {
+  return {
+    ifMatch: c.req.header('if-match'),
+    ifNoneMatch: c.req.header('if-none-match'),
+    ifModifiedSince: c.req.header('if-modified-since'),
+    ifUnmodifiedSince: c.req.header('if-unmodified-since'),
+    ifRange: c.req.header('if-range'),
+  };
+}
+
+function errorResponse(
+  config: EdgeConfig,
+  error: EdgeError,
+  extra: Record<string, string> = {},
+): Response {
+  const status = HTTP_STATUS[error.code];
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'Cache-Control': status === 404 ? `public, max-age=${config.notFoundMaxAge}` : 'no-store',
+    ...extra,
+  };
+  if (status === 503) headers['Retry-After'] = String(config.retryAfterSeconds);
+  if (error.code === 'RANGE_NOT_SATISFIABLE' && error.size !== undefined) {
+    headers['Content-Range'] = `bytes */${error.size}`;
+  }
+  return new Response(JSON.stringify({ error: error.code, message: error.message }), {
+    status,
+    headers,
+  });
+}
+
+const EVENT_OF: Partial<Record<EdgeError['code'], EdgeEvent>> = {
+  STORAGE_UNAVAILABLE: 'storage_error',
+  VERIFICATION_FAILED: 'verification_failure',
+  UPSTREAM_UNAVAILABLE: 'upstream_error',
+  UPSTREAM_INVALID: 'upstream_invalid',
+  RATE_LIMITED: 'rate_limited',
+};
+
+async function readCapped(body: ReadableStream<Uint8Array>, cap: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > cap) {
+      await reader.cancel();
+      throw new EdgeError('VERIFICATION_FAILED', `timestamp.json is larger than ${cap} bytes`);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
+  const { config, source } = deps;
+  const now = deps.now ?? (() => new Date());
+  const log = deps.log ?? defaultLog;
+  const metrics = deps.metrics ?? new EdgeMetrics();
+  const clientAddress = deps.clientAddress ?? defaultClientAddress;
+  const limiter =
+    config.rateLimit === undefined ? undefined : new FullFileRateLimiter(config.rateLimit);
+  const app = new Hono<Env>();
+
+  app.use('*', async (c, next) => {
+    c.set('kind', 'other');
+    await next();
+    c.res.headers.set(MIRROR_HEADER, config.mirrorName);
+    const length = Number(c.res.headers.get('content-length') ?? '0');
+    metrics.request(c.get('kind'), c.res.status, c.req.method === 'HEAD' ? 0 : length);
+  });
+  app.use(
+    '*',
+    cors({
+      origin: config.corsOrigin,
+      allowMethods: ['GET', 'HEAD', 'OPTIONS'],
+      allowHeaders: [
+        'Range',
+        'If-Match',
+        'If-None-Match',
+        'If-Modified-Since',
+        'If-Unmodified-Since',
+        'If-Range',
+      ],
+      exposeHeaders: [
+        'ETag',
+        'Last-Modified',
+        'Content-Length',
+        'Content-Range',
+        'Accept-Ranges',
+        'Retry-After',
+        MIRROR_HEADER,
+      ],
+      maxAge: 86_400,
+    }),
+  );
+
+  app.onError((error, c) => {
+    if (isEdgeError(error)) {
+      const event = EVENT_OF[error.code];
+      if (event !== undefined) metrics.event(event);
+      if (error.code === 'VERIFICATION_FAILED' || error.code === 'UPSTREAM_INVALID') {
+        // Loud on purpose: someone wrote into the bucket without the keys, or upstream lies.
+        log({
+          level: 'error',
+          event: 'refused',
+          code: error.code,
+          path: c.req.path,
+          message: error.message,
+        });
+      } else if (HTTP_STATUS[error.code] >= 500) {
+        log({
+          level: 'warn',
+          event: 'failure',
+          code: error.code,
+          path: c.req.path,
+          message: error.message,
+        });
+      }
+      return errorResponse(config, error);
+    }
+    log({ level: 'error', event: 'internal', path: c.req.path, message: String(error) });
+    return c.json({ error: 'INTERNAL', message: 'internal error' }, 500, {
+      'Cache-Control': 'no-store',
+    });
+  });
+
+  app.get('/health', async (c) => {
+    c.set('kind', 'health');
+    const headers = { 'Cache-Control': 'no-store' };
+    const base = {
+      mirror: config.mirrorName,
+      mode: config.mode,
+      verified: config.trustedRoot !== undefined,
+    };
+    try {
+      const object = await source.get(TIMESTAMP_PATH);
+      const bytes = await readCapped(object.body, MAX_TIMESTAMP_BYTES);
+      const timestamp = Metadata.fromBytes(bytes, 'timestamp', 'timestamp.json');
+      const ageSeconds = Math.max(
+        0,
+        Math.floor((now().getTime() - object.info.lastModified.getTime()) / 1000),
+      );
+      metrics.timestamp(timestamp.signed.version, ageSeconds);
+      return c.json(
+        {
+          status: 'ok',
+          ...base,
+          timestamp: {
+            version: timestamp.signed.version,
+            expires: timestamp.signed.expires.toISOString(),
+            ageSeconds,
+          },
+        },
+        200,
+        headers,
+      );
+    } catch (error) {
+      const code = isEdgeError(error) ? error.code : 'VERIFICATION_FAILED';
+      const message = error instanceof Error ? error.message : String(error);
+      return c.json({ status: 'unavailable', ...base, error: code, message }, 503, {
+        ...headers,
+        'Retry-After': String(config.retryAfterSeconds),
+      });
+    }
+  });
+
+  app.get('/metrics', (c) => {
+    c.set('kind', 'metrics');
+    return c.text(metrics.render(), 200, {
+      'Content-Type': 'text/plain; version=0.0.4',
+      'Cache-Control': 'no-store',
+    });
+  });
+
+  app.all('*', async (c) => {
+    const method = c.req.method;
+    if (method !== 'GET' && method !== 'HEAD') {
+      return errorResponse(
+        config,
+        new EdgeError(
+          'METHOD_NOT_ALLOWED',
+          `${method} is not allowed: the edge serves GET and HEAD`,
+        ),
+        { Allow: 'GET, HEAD, OPTIONS' },
+      );
+    }
+    const path = classifyPath(new URL(c.req.url).pathname);
+    if (path === undefined) {
+      throw new EdgeError('NOT_FOUND', 'not a path of the repository layout');
+    }
+    c.set('kind', path.kind);
+
+    if (limiter !== undefined && path.kind === 'target' && method === 'GET') {
+      const address = clientAddress(c) ?? 'unknown';
+      const wait = limiter.take(address, now().getTime());
+      if (wait > 0) {
+        metrics.event('rate_limited');
+        return errorResponse(
+          config,
+          new EdgeError(
+            'RATE_LIMITED',
+            `too many full-file downloads from ${address}; deltas are not limited`,
+          ),
+          { 'Retry-After': String(wait) },
+        );
+      }
+    }
+
+    const conditions = preconditionsOf(c);
+    let range = method === 'GET' ? parseRange(c.req.header('range')) : undefined;
+    const conditional =
+      conditions.ifMatch !== undefined ||
+      conditions.ifNoneMatch !== undefined ||
+      conditions.ifModifiedSince !== undefined ||
+      conditions.ifUnmodifiedSince !== undefined ||
+      (range !== undefined && conditions.ifRange !== undefined);
+
+    let info: ObjectInfo | undefined;
+    if (conditional || method === 'HEAD') {
+      info = await source.head(path);
+      if (info === undefined) {
+        if (conditions.ifMatch !== undefined) {
+          throw new EdgeError(
+            'PRECONDITION_FAILED',
+            `${path.key}: If-Match, but there is no object`,
+          );
+        }
+        throw new EdgeError('NOT_FOUND', `${path.key}: not found`);
+      }
+      const outcome = evaluatePreconditions(conditions, info.etag, info.lastModified);
+      if (outcome === 'failed') {
+        return errorResponse(
+          config,
+          new EdgeError('PRECONDITION_FAILED', `${path.key}: precondition failed`),
+          {
+            ETag: entityTag(info.etag),
+          },
+        );
+      }
+      if (outcome === 'not-modified') {
+        const headers = objectHeaders(config, path, info);
+        headers.delete('Content-Type');
+        return new Response(null, { status: 304, headers });
+      }
+      if (range !== undefined && conditions.ifRange !== undefined) {
+        if (!ifRangeHolds(conditions.ifRange, info.etag, info.lastModified)) range = undefined;
+      }
+      if (method === 'HEAD') {
+        const headers = objectHeaders(config, path, info);
+        headers.set('Content-Length', String(info.size));
+        return new Response(null, { status: 200, headers });
+      }
+    }
+
+    const cacheable = deps.cache !== undefined && path.immutable && range === undefined;
+    const cacheUrl = new URL(c.req.url);
+    cacheUrl.search = '';
+    if (cacheable && deps.cache !== undefined) {
+      const hit = await deps.cache.match(cacheUrl.href).catch((error: unknown) => {
+        log({ level: 'warn', event: 'cache-failure', path: path.key, message: String(error) });
+        return undefined;
+      });
+      if (hit !== undefined) {
+        metrics.event('cache_hit');
+        return new Response(hit.body, { status: 200, headers: new Headers(hit.headers) });
+      }
+      metrics.event('cache_miss');
+    }
+
+    const object: SourceObject = await source.get(path, range);
+    const headers = objectHeaders(config, path, object.info);
+    if (object.range !== undefined) {
+      const { offset, length } = object.range;
+      headers.set('Content-Range', `bytes ${offset}-${offset + length - 1}/${object.info.size}`);
+      headers.set('Content-Length', String(length));
+      return new Response(object.body, { status: 206, headers });
+    }
+    headers.set('Content-Length', String(object.info.size));
+    if (cacheable && deps.cache !== undefined && object.info.size <= config.cacheMaxBytes) {
+      const [toClient, toCache] = object.body.tee();
+      const put = deps.cache
+        .put(cacheUrl.href, new Response(toCache, { status: 200, headers: new Headers(headers) }))
+        .catch((error: unknown) => {
+          log({ level: 'warn', event: 'cache-failure', path: path.key, message: String(error) });
+        });
+      waitUntil(c, put);
+      return new Response(toClient, { status: 200, headers });
+    }
+    return new Response(object.body, { status: 200, headers });
+  });
+
+  return app;
+}
+
+/** Keeps the Worker alive for the cache write after the answer is sent; on Node it just runs. */
+function waitUntil(c: Context, work: Promise<unknown>): void {
+  let context: { waitUntil(promise: Promise<unknown>): void } | undefined;
+  try {
+    context = c.executionCtx;
+  } catch {
+    context = undefined;
+  }
+  if (context !== undefined) context.waitUntil(work);
+  else void work;
+}
