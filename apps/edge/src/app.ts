@@ -304,6 +304,9 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
 
     const conditions = preconditionsOf(c);
     let range = method === 'GET' ? parseRange(c.req.header('range')) : undefined;
+    // RFC 9110 14.1.1: a suffix of zero bytes selects nothing, a 416 like a range past the end.
+    // Stores do not agree on it (some refuse the request), so it never reaches them.
+    const emptySuffix = range !== undefined && 'suffix' in range && range.suffix === 0;
     const conditional =
       conditions.ifMatch !== undefined ||
       conditions.ifNoneMatch !== undefined ||
@@ -312,7 +315,7 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
       (range !== undefined && conditions.ifRange !== undefined);
 
     let info: ObjectInfo | undefined;
-    if (conditional || method === 'HEAD') {
+    if (conditional || emptySuffix || method === 'HEAD') {
       info = await source.head(path);
       if (info === undefined) {
         if (conditions.ifMatch !== undefined) {
@@ -346,6 +349,11 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
         headers.set('Content-Length', String(info.size));
         return new Response(null, { status: 200, headers });
       }
+      if (emptySuffix && range !== undefined) {
+        throw new EdgeError('RANGE_NOT_SATISFIABLE', `${path.key}: an empty suffix range`, {
+          size: info.size,
+        });
+      }
     }
 
     const cacheable = deps.cache !== undefined && path.immutable && range === undefined;
@@ -369,11 +377,12 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
       const { offset, length } = object.range;
       headers.set('Content-Range', `bytes ${offset}-${offset + length - 1}/${object.info.size}`);
       headers.set('Content-Length', String(length));
-      return new Response(object.body, { status: 206, headers });
+      return new Response(knownLength(object.body, length), { status: 206, headers });
     }
     headers.set('Content-Length', String(object.info.size));
+    const body = knownLength(object.body, object.info.size);
     if (cacheable && deps.cache !== undefined && object.info.size <= config.cacheMaxBytes) {
-      const [toClient, toCache] = object.body.tee();
+      const [toClient, toCache] = body.tee();
       const put = deps.cache
         .put(cacheUrl.href, new Response(toCache, { status: 200, headers: new Headers(headers) }))
         .catch((error: unknown) => {
@@ -382,10 +391,29 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
       waitUntil(c, put);
       return new Response(toClient, { status: 200, headers });
     }
-    return new Response(object.body, { status: 200, headers });
+    return new Response(body, { status: 200, headers });
   });
 
   return app;
+}
+
+/** workerd's TransformStream whose readable side has a length the runtime knows. */
+type FixedLengthStreamConstructor = new (length: number) => TransformStream<Uint8Array, Uint8Array>;
+
+/**
+ * workerd drops a Content-Length header and answers chunked when the body is a stream of unknown
+ * length, as an S3 response stream passed through a stall guard is; a FixedLengthStream gives
+ * it the length. Node sends the header as set, so the body passes through unchanged there.
+ */
+function knownLength(body: ReadableStream<Uint8Array>, length: number): ReadableStream<Uint8Array> {
+  const FixedLengthStream = (globalThis as { FixedLengthStream?: FixedLengthStreamConstructor })
+    .FixedLengthStream;
+  if (FixedLengthStream === undefined) return body;
+  const fixed = new FixedLengthStream(length);
+  // A source that breaks off errors the readable side, which cuts the answer short: the
+  // client sees a truncated body, never a complete-looking wrong one.
+  body.pipeTo(fixed.writable).catch(() => undefined);
+  return fixed.readable;
 }
 
 /** Keeps the Worker alive for the cache write after the answer is sent; on Node it just runs. */

@@ -73,6 +73,8 @@ export function classifyPath(pathname: string): RepoPath | undefined {
     const [versionText = '', role = ''] = parts;
     if (!VERSION.test(versionText) || !ROLE.test(role) || role === 'timestamp') return undefined;
     const version = Number(versionText);
+    // Past 2^53 the number is not the name's: no origin writes such a version.
+    if (!Number.isSafeInteger(version)) return undefined;
     return {
       key: `metadata/${name}`,
       kind: role === 'root' ? 'root' : 'metadata',

@@ -9,9 +9,15 @@
 import type { RateLimit } from './config.js';
 
 const MAX_ADDRESSES = 10_000;
+/**
+ * Tokens are counted in 1/60 000ths, so that a millisecond refills exactly `perMinute` of them:
+ * integer arithmetic, where summed fractions of a token would drift and put a second too many
+ * in Retry-After.
+ */
+const PARTS_PER_TOKEN = 60_000;
 
 interface Bucket {
-  tokens: number;
+  parts: number;
   updatedMs: number;
 }
 
@@ -25,13 +31,11 @@ export class FullFileRateLimiter {
 
   /** Takes one token for `address`: 0 when allowed, else the seconds until one is free. */
   take(address: string, nowMs: number): number {
-    const ratePerMs = this.#limit.perMinute / 60_000;
+    const full = this.#limit.burst * PARTS_PER_TOKEN;
     const existing = this.#buckets.get(address);
-    const bucket = existing ?? { tokens: this.#limit.burst, updatedMs: nowMs };
-    bucket.tokens = Math.min(
-      this.#limit.burst,
-      bucket.tokens + Math.max(0, nowMs - bucket.updatedMs) * ratePerMs,
-    );
+    const bucket = existing ?? { parts: full, updatedMs: nowMs };
+    const elapsedMs = Math.max(0, nowMs - bucket.updatedMs);
+    bucket.parts = Math.min(full, bucket.parts + elapsedMs * this.#limit.perMinute);
     bucket.updatedMs = nowMs;
     // Re-insert so the map's order is least recently used first.
     this.#buckets.delete(address);
@@ -40,10 +44,11 @@ export class FullFileRateLimiter {
       const oldest = this.#buckets.keys().next();
       if (oldest.done !== true) this.#buckets.delete(oldest.value);
     }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.parts >= PARTS_PER_TOKEN) {
+      bucket.parts -= PARTS_PER_TOKEN;
       return 0;
     }
-    return Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerMs / 1000));
+    const missing = PARTS_PER_TOKEN - bucket.parts;
+    return Math.max(1, Math.ceil(missing / (this.#limit.perMinute * 1000)));
   }
 }
