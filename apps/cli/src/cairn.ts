@@ -2,8 +2,8 @@
  * The `cairn` command: a table of subcommands and a dispatcher. Adding a command is one
  * entry in COMMANDS. Exit status: 0 success, 1 the command failed, 2 bad usage.
  *
- * The origin commands load their modules when they run: the origin's code (and the S3 SDK
- * behind its configuration) would otherwise slow down every `cairn` invocation.
+ * The origin and mirror commands load their modules when they run: the origin's and the edge's
+ * code (and the S3 SDK behind their storage) would otherwise slow down every `cairn` invocation.
  */
 import { readFileSync } from 'node:fs';
 import { failureHint, failureLine, UsageError, type CliIo } from './cli-io.js';
@@ -52,6 +52,7 @@ const publisher = () => import('./publisher-commands.js');
 const keys = () => import('./key-commands.js');
 const init = () => import('./init-command.js');
 const service = () => import('./service-commands.js');
+const mirror = () => import('./mirror-commands.js');
 
 export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   demo: {
@@ -93,6 +94,10 @@ export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   gc: {
     summary: 'remove files no retained release needs',
     run: async (args, io) => (await service()).runGc(args, io),
+  },
+  mirror: {
+    summary: 'serve a repository from a directory or bucket, or sync one from upstream',
+    run: async (args, io) => (await mirror()).runMirror(args, io),
   },
   help: {
     summary: 'show this help',
