@@ -4,10 +4,55 @@
  * the unversioned root copy, timestamp.json last), so the mirror is consistent at every moment
  * even if the job dies halfway. Runs from `cairn mirror sync` on Node and from the Worker's
  * Cron Trigger.
+ *
+ * How a run goes:
+ *
+ * 1. Upstream is verified from the pinned root by the verify Updater (5.3 to 5.6), with the
+ *    mirror's own timestamp.json as the local copy: once it verifies under the final root it is
+ *    the rollback reference, so an upstream whose timestamp, or the snapshot version it names,
+ *    is older than the mirror's is refused (5.4.3) before anything is written; so is a snapshot
+ *    in which a targets role went back from the mirror's (5.5.5, checked here against the
+ *    mirror's snapshot). An upstream with the mirror's very timestamp means nothing to do.
+ * 2. Every target and delta the new targets metadata lists, and the mirror lacks, streams from
+ *    upstream through a ContentVerifier (length and hashes from the verified metadata) into a
+ *    staging key and is then copied create-only to its hash-named key (`copyVerified`).
+ *    Objects already there are trusted when their size matches: they are hash-named, only
+ *    ever written create-only after this same check (by a sync or by the origin), and clients
+ *    verify their hashes; one with the wrong size is replaced.
+ * 3. Root versions (above the pinned one: exactly the bytes the chain walk accepted; the
+ *    pinned one and older: as far as `TrustedRepository.rootFile` can check them), then the
+ *    versioned targets and snapshot: the exact bytes that verified, create-only; an object
+ *    holding other bytes under that name is replaced with the verified ones.
+ * 4. metadata/root.json, the newest root's bytes.
+ * 5. timestamp.json last, compare-and-swap on the etag the mirror's held (If-None-Match: * on
+ *    an empty mirror), so two jobs never interleave and an older job never wins over a newer.
+ *
+ * A run killed anywhere before 5 leaves the mirror serving the release it served before (the
+ * new objects are unreferenced); a re-run skips what is there and finishes. Staging objects a
+ * killed run left behind are removed by a later run once they are an hour old.
+ *
+ * Not mirrored yet: delegated targets roles (the origin writes none); a snapshot that lists any
+ * is refused with UPSTREAM_INVALID rather than half-copied.
  */
-import type { BlobStore } from '@cairn/storage/blob-store';
+import type { BlobStore, ObjectInfo } from '@cairn/storage/blob-store';
+import { isStorageError } from '@cairn/storage/errors';
+import { bytesEqual } from '@cairn/verify/encoding';
+import { isVerifyError } from '@cairn/verify/errors';
 import type { HashPort } from '@cairn/verify/hash';
-import { EdgeError } from './errors.js';
+import { DEFAULT_LIMITS } from '@cairn/verify/limits';
+import { Metadata, verifyDelegate, type Root, type TargetFile } from '@cairn/verify/metadata';
+import { EdgeError, isEdgeError } from './errors.js';
+import { storageCall } from './source.js';
+import { STAGING_PREFIX, Upstream, copyVerified, upstreamReader } from './upstream.js';
+import {
+  ROOT_COPY_KEY,
+  TIMESTAMP_KEY,
+  TrustedRepository,
+  rootKey,
+  storeReader,
+  type StoredBytes,
+  type VerifiedRelease,
+} from './verified-source.js';
 
 export interface SyncOptions {
   /** The mirror's own storage. */
@@ -51,6 +96,419 @@ export interface SyncReport {
   readonly upToDate: boolean;
 }
 
-export function syncMirror(_options: SyncOptions): Promise<SyncReport> {
-  return Promise.reject(new EdgeError('CONFIG_INVALID', 'sync is not built yet'));
+export const DEFAULT_SYNC_TIMEOUT_MS = 30_000;
+/** Older than this, a staging object is a killed job's leftover, not a copy in progress. */
+const STALE_STAGING_MS = 3_600_000;
+
+/** The storage key of a target under consistent snapshots (5.7.3): the hash prefixes the name. */
+export function targetKey(path: string, sha256: string): string {
+  const slash = path.lastIndexOf('/');
+  return `targets/${path.slice(0, slash + 1)}${sha256}.${path.slice(slash + 1)}`;
+}
+
+/** A verification failure of upstream's bytes as UPSTREAM_INVALID; anything else unchanged. */
+function upstreamInvalid(error: unknown, what: string): unknown {
+  if (isVerifyError(error)) {
+    return new EdgeError('UPSTREAM_INVALID', `${what}: ${error.code}: ${error.message}`, {
+      cause: error,
+    });
+  }
+  if (isEdgeError(error, 'VERIFICATION_FAILED')) {
+    return new EdgeError('UPSTREAM_INVALID', `${what}: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+/** Reads a small object of the mirror whole, or undefined when missing or past `cap`. */
+export async function readOwn(
+  store: BlobStore,
+  timeoutMs: number,
+  key: string,
+  cap: number,
+): Promise<StoredBytes | undefined> {
+  try {
+    return await storeReader(store, timeoutMs)(key, cap);
+  } catch (error) {
+    // Past the cap: not a file this job wrote; it is replaced like any other wrong one.
+    if (isEdgeError(error, 'VERIFICATION_FAILED')) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Places verified metadata bytes under an immutable key: create-only; if the key holds other
+ * bytes (a tampered or truncated object), they are replaced by the verified ones.
+ */
+export async function placeMetadata(
+  store: BlobStore,
+  timeoutMs: number,
+  key: string,
+  bytes: Uint8Array,
+): Promise<boolean> {
+  const held = await readOwn(store, timeoutMs, key, bytes.length);
+  if (held !== undefined && bytesEqual(held.bytes, bytes)) return false;
+  await storageCall(key, timeoutMs, async () => {
+    try {
+      await store.put(key, bytes, {
+        contentType: 'application/json',
+        contentLength: bytes.length,
+        ...(held === undefined ? { ifNoneMatch: '*' as const } : {}),
+      });
+    } catch (error) {
+      // Someone placed it between our read and write: what matters is that it is right now.
+      if (!isStorageError(error, 'PRECONDITION_FAILED')) throw error;
+      const now = await readOwn(store, timeoutMs, key, bytes.length);
+      if (now === undefined || !bytesEqual(now.bytes, bytes)) {
+        await store.put(key, bytes, { contentType: 'application/json' });
+      }
+    }
+  });
+  return true;
+}
+
+/**
+ * Moves the mirror's timestamp.json to the verified one, compare-and-swap, unless the mirror
+ * already holds it or a newer one that verifies under `root` (another job got there first).
+ * Returns whether it wrote.
+ */
+export async function commitTimestamp(
+  store: BlobStore,
+  timeoutMs: number,
+  root: Root,
+  timestamp: Uint8Array,
+): Promise<boolean> {
+  const version = Metadata.fromBytes(timestamp, 'timestamp').signed.version;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const held = await readOwn(store, timeoutMs, TIMESTAMP_KEY, DEFAULT_LIMITS.timestampMaxLength);
+    const heldInfo: ObjectInfo | undefined =
+      held?.info ?? (await storageCall(TIMESTAMP_KEY, timeoutMs, () => store.head(TIMESTAMP_KEY)));
+    if (held !== undefined) {
+      if (bytesEqual(held.bytes, timestamp)) return false;
+      try {
+        const current = Metadata.fromBytes(held.bytes, 'timestamp');
+        await verifyDelegate(root, 'timestamp', current);
+        if (current.signed.version >= version) return false;
+      } catch (error) {
+        // Not a timestamp of this repository: replaced below.
+        if (!isVerifyError(error)) throw error;
+      }
+    }
+    try {
+      await storageCall(TIMESTAMP_KEY, timeoutMs, () =>
+        store.put(TIMESTAMP_KEY, timestamp, {
+          contentType: 'application/json',
+          contentLength: timestamp.length,
+          ...(heldInfo === undefined ? { ifNoneMatch: '*' as const } : { ifMatch: heldInfo.etag }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      const cause = isEdgeError(error) ? error.cause : error;
+      if (!isStorageError(cause, 'PRECONDITION_FAILED')) throw error;
+      // Moved under us: read it again and decide anew.
+    }
+  }
+  throw new EdgeError('STORAGE_UNAVAILABLE', `${TIMESTAMP_KEY} kept changing during the sync`);
+}
+
+/** One metadata file the mirror lacks, or holds with other bytes. */
+export interface MetadataWrite {
+  readonly key: string;
+  readonly bytes: Uint8Array;
+  /** The mirror holds other bytes under the key: replaced rather than created. */
+  readonly replace: boolean;
+}
+
+export interface MetadataPlan {
+  /** In publication order: root versions, targets, snapshot, root.json. */
+  readonly writes: readonly MetadataWrite[];
+  /** Keys the mirror already holds as they should be. */
+  readonly held: readonly string[];
+}
+
+/**
+ * Which of a verified release's metadata files the mirror must write: every root version (above
+ * the pinned one, the bytes the chain walk accepted; the pinned one and older, read and checked
+ * only when the mirror lacks them), the versioned targets and snapshot, and root.json (the
+ * newest root's bytes). Rejects UPSTREAM_INVALID when an old root upstream does not check out.
+ */
+export async function planReleaseMetadata(
+  store: BlobStore,
+  timeoutMs: number,
+  repository: TrustedRepository,
+  release: VerifiedRelease,
+): Promise<MetadataPlan> {
+  const writes: MetadataWrite[] = [];
+  const held: string[] = [];
+  const want = async (key: string, bytes: Uint8Array) => {
+    const mine = await readOwn(store, timeoutMs, key, bytes.length);
+    if (mine !== undefined && bytesEqual(mine.bytes, bytes)) held.push(key);
+    else writes.push({ key, bytes, replace: mine !== undefined });
+  };
+  const newest = release.root.signed.version;
+  let newestRoot: StoredBytes | undefined;
+  for (let version = 1; version <= newest; version++) {
+    const key = rootKey(version);
+    if (version <= repository.pinnedVersion && version < newest) {
+      // Already there: checked when served (VerifiedSource); only missing ones are read.
+      if ((await storageCall(key, timeoutMs, () => store.head(key))) !== undefined) {
+        held.push(key);
+        continue;
+      }
+    }
+    let file: StoredBytes | undefined;
+    try {
+      file = await repository.rootFile(version);
+    } catch (error) {
+      throw upstreamInvalid(error, key);
+    }
+    // An old root upstream no longer has is no reason to hold back a release.
+    if (file === undefined) continue;
+    if (version === newest) newestRoot = file;
+    await want(key, file.bytes);
+  }
+  await want(release.targets.info.key, release.targets.bytes);
+  await want(release.snapshot.info.key, release.snapshot.bytes);
+  if (newestRoot !== undefined) await want(ROOT_COPY_KEY, newestRoot.bytes);
+  return { writes, held };
+}
+
+/** Carries out one planned write: create-only, or a replacement of wrong bytes. */
+export async function applyMetadataWrite(
+  store: BlobStore,
+  timeoutMs: number,
+  write: MetadataWrite,
+): Promise<void> {
+  const { key, bytes } = write;
+  // root.json is the one mutable file here: always a plain put.
+  if (write.replace || key === ROOT_COPY_KEY) {
+    await storageCall(key, timeoutMs, () =>
+      store.put(key, bytes, { contentType: 'application/json', contentLength: bytes.length }),
+    );
+    return;
+  }
+  await placeMetadata(store, timeoutMs, key, bytes);
+}
+
+/**
+ * Writes a verified release's metadata into `store` in publication order: root versions, the
+ * versioned targets and snapshot, root.json, timestamp.json last. The pull-through mirror's
+ * way (it fetches blobs on demand rather than first); the sync job runs the same steps with
+ * progress. Resolves with whether timestamp.json was written.
+ */
+export async function writeReleaseMetadata(
+  store: BlobStore,
+  timeoutMs: number,
+  repository: TrustedRepository,
+  release: VerifiedRelease,
+): Promise<boolean> {
+  const plan = await planReleaseMetadata(store, timeoutMs, repository, release);
+  for (const write of plan.writes) await applyMetadataWrite(store, timeoutMs, write);
+  return commitTimestamp(store, timeoutMs, release.root.signed, release.timestamp.bytes);
+}
+
+/** The mirror's own timestamp, if it verifies under `root`: its version, else undefined. */
+async function verifiedVersion(
+  root: Root,
+  file: StoredBytes | undefined,
+): Promise<number | undefined> {
+  if (file === undefined) return undefined;
+  try {
+    const timestamp = Metadata.fromBytes(file.bytes, 'timestamp');
+    await verifyDelegate(root, 'timestamp', timestamp);
+    return timestamp.signed.version;
+  } catch (error) {
+    if (isVerifyError(error)) return undefined;
+    throw error;
+  }
+}
+
+/** 5.5.5 against the mirror's own snapshot: no targets role may go back or disappear. */
+async function checkNoTargetsRollback(
+  store: BlobStore,
+  timeoutMs: number,
+  release: VerifiedRelease,
+  mine: StoredBytes,
+): Promise<void> {
+  let snapshotVersion: number;
+  try {
+    snapshotVersion = Metadata.fromBytes(mine.bytes, 'timestamp').signed.snapshotMeta.version;
+  } catch {
+    return;
+  }
+  const held = await readOwn(
+    store,
+    timeoutMs,
+    `metadata/${snapshotVersion}.snapshot.json`,
+    DEFAULT_LIMITS.snapshotMaxLength,
+  );
+  if (held === undefined) return;
+  let previous;
+  try {
+    previous = Metadata.fromBytes(held.bytes, 'snapshot');
+    await verifyDelegate(release.root.signed, 'snapshot', previous);
+  } catch (error) {
+    if (isVerifyError(error)) return;
+    throw error;
+  }
+  const next = release.snapshot.metadata.signed.meta;
+  for (const [name, file] of previous.signed.meta) {
+    const now = next.get(name);
+    if (now === undefined || now.version < file.version) {
+      throw new EdgeError(
+        'UPSTREAM_INVALID',
+        `upstream's snapshot v${release.snapshot.metadata.signed.version} ${now === undefined ? 'drops' : `has an older`} ${name} than this mirror's (v${file.version}): refusing to go backwards; nothing was copied`,
+      );
+    }
+  }
+}
+
+/** Removes staging objects a killed job left behind; recent ones may be another job's. */
+async function removeStaleStaging(store: BlobStore, timeoutMs: number, now: Date): Promise<void> {
+  let cursor: string | undefined;
+  do {
+    const page = await storageCall(STAGING_PREFIX, timeoutMs, () =>
+      store.list({ prefix: STAGING_PREFIX, cursor }),
+    );
+    for (const object of page.objects) {
+      if (now.getTime() - object.lastModified.getTime() > STALE_STAGING_MS) {
+        await storageCall(object.key, timeoutMs, () => store.delete(object.key));
+      }
+    }
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+}
+
+interface PlannedTarget {
+  readonly key: string;
+  readonly file: TargetFile;
+  /** The mirror holds something else under the key: deleted before the copy. */
+  readonly replace: boolean;
+}
+
+export async function syncMirror(options: SyncOptions): Promise<SyncReport> {
+  const { store, hash } = options;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS;
+  const now = options.now ?? (() => new Date());
+  const progress = options.onProgress ?? (() => undefined);
+  const upstream = new Upstream({
+    baseUrl: options.upstreamUrl,
+    fetch: options.fetch,
+    timeoutMs,
+  });
+  const repository = new TrustedRepository({
+    trustedRoot: options.trustedRoot,
+    hash,
+    reader: upstreamReader(upstream, now),
+    now,
+  });
+
+  const mine = await readOwn(store, timeoutMs, TIMESTAMP_KEY, DEFAULT_LIMITS.timestampMaxLength);
+  if (mine !== undefined) repository.seedTimestamp(mine);
+  let release: VerifiedRelease;
+  try {
+    release = await repository.refresh();
+  } catch (error) {
+    if (isVerifyError(error, 'ROLLBACK')) {
+      throw new EdgeError(
+        'UPSTREAM_INVALID',
+        `upstream is behind this mirror (${error.message}): refusing to go backwards; nothing was copied`,
+        { cause: error },
+      );
+    }
+    throw upstreamInvalid(error, `upstream ${upstream.baseUrl} does not verify`);
+  }
+  const upstreamVersion = release.timestamp.metadata.signed.version;
+  const previousVersion = await verifiedVersion(release.root.signed, mine);
+  progress({ kind: 'checked', upstreamVersion, mirrorVersion: previousVersion });
+  // The Updater kept the mirror's own copy: upstream has the same version.
+  if (mine !== undefined && release.timestamp.bytes === mine.bytes) {
+    return {
+      timestampVersion: upstreamVersion,
+      previousVersion,
+      objectsCopied: 0,
+      bytesCopied: 0,
+      upToDate: true,
+    };
+  }
+  if (mine !== undefined && previousVersion !== undefined) {
+    await checkNoTargetsRollback(store, timeoutMs, release, mine);
+  }
+  const roles = [...release.snapshot.metadata.signed.meta.keys()].filter(
+    (name) => name !== 'targets.json',
+  );
+  if (roles.length > 0) {
+    throw new EdgeError(
+      'UPSTREAM_INVALID',
+      `upstream delegates targets roles (${roles.join(', ')}), which this mirror cannot copy yet`,
+    );
+  }
+  if (release.root.signed.consistentSnapshot !== true) {
+    throw new EdgeError(
+      'UPSTREAM_INVALID',
+      'upstream does not use consistent snapshots: its files cannot be mirrored by hash',
+    );
+  }
+  await removeStaleStaging(store, timeoutMs, now());
+
+  // Plan: which blobs are missing, so that progress has a total.
+  const planned: PlannedTarget[] = [];
+  for (const file of release.targets.metadata.signed.targets.values()) {
+    const sha256 = file.hashes.sha256;
+    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) {
+      throw new EdgeError(
+        'UPSTREAM_INVALID',
+        `target ${file.path} has no sha256, so it has no name on a mirror`,
+      );
+    }
+    const key = targetKey(file.path, sha256);
+    const held = await storageCall(key, timeoutMs, () => store.head(key));
+    if (held !== undefined && held.size === file.length) {
+      progress({ kind: 'skipped', key });
+      continue;
+    }
+    planned.push({ key, file, replace: held !== undefined });
+  }
+  const metadata = await planReleaseMetadata(store, timeoutMs, repository, release);
+  for (const key of metadata.held) progress({ kind: 'skipped', key });
+  // Blobs, metadata, and timestamp.json.
+  let total = planned.length + metadata.writes.length + 1;
+  let done = 0;
+  let objectsCopied = 0;
+  let bytesCopied = 0;
+  const copied = (key: string, bytes: number) => {
+    done++;
+    objectsCopied++;
+    bytesCopied += bytes;
+    progress({ kind: 'copied', key, bytes, done, total });
+  };
+
+  for (const { key, file, replace } of planned) {
+    if (replace) await storageCall(key, timeoutMs, () => store.delete(key));
+    const bytes = await copyVerified(store, upstream, hash, key, {
+      length: file.length,
+      hashes: file.hashes,
+      cap: file.length,
+    });
+    copied(key, bytes);
+  }
+  for (const write of metadata.writes) {
+    await applyMetadataWrite(store, timeoutMs, write);
+    copied(write.key, write.bytes.length);
+  }
+  const timestamp = release.timestamp.bytes;
+  if (await commitTimestamp(store, timeoutMs, release.root.signed, timestamp)) {
+    copied(TIMESTAMP_KEY, timestamp.length);
+  } else {
+    // Another job got there first with this timestamp or a newer one.
+    total--;
+    progress({ kind: 'skipped', key: TIMESTAMP_KEY });
+  }
+  return {
+    timestampVersion: upstreamVersion,
+    previousVersion,
+    objectsCopied,
+    bytesCopied,
+    upToDate: false,
+  };
 }

@@ -1,0 +1,356 @@
+/**
+ * The pull-through mirror: serves from its own storage, and fills that storage from an
+ * upstream repository on demand, checking everything before it is stored or served.
+ *
+ * - Metadata: a TrustedRepository (the verify Updater, from the pinned root) over upstream.
+ *   What verifies is written into the mirror's store in publication order (root versions,
+ *   versioned targets and snapshot, root.json, timestamp.json last: `writeReleaseMetadata`),
+ *   and then served through a VerifiedSource over that store, which verifies it once more
+ *   from the pinned root. So a restarted mirror, or one whose upstream went away, serves what
+ *   it holds — as long as that still verifies (freeze: an expired timestamp is refused).
+ * - timestamp.json and root.json are revalidated against upstream when the last check is
+ *   older than `timestampMaxAge` (If-None-Match on timestamp.json, and the root chain probe).
+ *   Upstream unavailable: the mirror serves what it holds and tries again after max-age.
+ *   Upstream serving metadata that does not verify: 502 UPSTREAM_INVALID, logged at error,
+ *   remembered for Retry-After (capped at max-age) before it is asked again.
+ * - Targets and deltas are hash-named and immutable: a miss streams from upstream through a
+ *   ContentVerifier — the sha256 in the name, and the length and every hash of the verified
+ *   targets metadata when it lists the file (otherwise at most `maxTargetBytes`) — into a
+ *   staging key, then is copied create-only to its key (`copyVerified`). Concurrent misses of
+ *   the same object in one isolate share one copy; across instances the create-only copy
+ *   decides. Once stored, an object is served from the store and never fetched again.
+ * - Versioned metadata the current release does not name (an older snapshot, say) is fetched
+ *   on a miss and stored once it passes the same checks VerifiedSource applies to it.
+ *
+ * Nothing unverified is ever stored under a public key or served.
+ */
+import type { BlobStore, ByteRange, ObjectInfo } from '@cairn/storage/blob-store';
+import { isVerifyError } from '@cairn/verify/errors';
+import type { HashPort } from '@cairn/verify/hash';
+import type { EdgeLog } from './app.js';
+import type { EdgeConfig } from './config.js';
+import { EdgeError, isEdgeError } from './errors.js';
+import type { RepoPath } from './paths.js';
+import { StorageSource, type ObjectSource, type SourceObject } from './source.js';
+import { placeMetadata, readOwn, writeReleaseMetadata } from './sync.js';
+import { Upstream, copyVerified, upstreamReader, type Expected } from './upstream.js';
+import {
+  TIMESTAMP_KEY,
+  TrustedRepository,
+  VerifiedSource,
+  checkOtherMetadata,
+  defaultLog,
+  metadataCap,
+  type VerifiedRelease,
+} from './verified-source.js';
+import { DEFAULT_LIMITS } from '@cairn/verify/limits';
+
+export interface PullThroughOptions {
+  /** The mirror's own storage. */
+  readonly store: BlobStore;
+  /** Needs `upstreamUrl` and `trustedRoot`. */
+  readonly config: EdgeConfig;
+  readonly hash: HashPort;
+  /** How upstream is reached; default the global fetch. */
+  readonly fetch?: typeof fetch | undefined;
+  readonly now?: (() => Date) | undefined;
+  readonly log?: EdgeLog | undefined;
+}
+
+/** A miss of versioned metadata asks upstream for a newer release at most this often. */
+const MISS_RECHECK_MS = 1000;
+
+function refusal(error: unknown): EdgeError | undefined {
+  if (isVerifyError(error)) {
+    return new EdgeError(
+      'UPSTREAM_INVALID',
+      `upstream metadata does not verify under the pinned root: ${error.code}: ${error.message}`,
+      { cause: error },
+    );
+  }
+  if (isEdgeError(error, 'VERIFICATION_FAILED')) {
+    return new EdgeError('UPSTREAM_INVALID', error.message, { cause: error });
+  }
+  return isEdgeError(error, 'UPSTREAM_INVALID') ? error : undefined;
+}
+
+export class PullThroughSource implements ObjectSource {
+  readonly #store: BlobStore;
+  readonly #config: EdgeConfig;
+  readonly #hash: HashPort;
+  readonly #now: () => Date;
+  readonly #log: EdgeLog;
+  readonly #upstream: Upstream;
+  readonly #repository: TrustedRepository;
+  readonly #local: VerifiedSource;
+  readonly #storage: StorageSource;
+  readonly #fills = new Map<string, Promise<void>>();
+  #seeded = false;
+  #checkedAt: number | undefined;
+  #unavailable: EdgeError | undefined;
+  #failure: { readonly error: EdgeError; readonly at: number } | undefined;
+  #pending: Promise<void> | undefined;
+  #release: VerifiedRelease | undefined;
+  #published: number | undefined;
+
+  constructor(options: PullThroughOptions) {
+    const { config } = options;
+    if (config.upstreamUrl === undefined || config.trustedRoot === undefined) {
+      throw new EdgeError('CONFIG_INVALID', 'a pull-through mirror needs an upstream and a root');
+    }
+    this.#store = options.store;
+    this.#config = config;
+    this.#hash = options.hash;
+    this.#now = options.now ?? (() => new Date());
+    this.#log = options.log ?? defaultLog;
+    this.#upstream = new Upstream({
+      baseUrl: config.upstreamUrl,
+      fetch: options.fetch,
+      timeoutMs: config.storageTimeoutMs,
+    });
+    this.#repository = new TrustedRepository({
+      trustedRoot: config.trustedRoot,
+      hash: options.hash,
+      reader: upstreamReader(this.#upstream, this.#now),
+      now: this.#now,
+    });
+    this.#local = new VerifiedSource({
+      store: options.store,
+      trustedRoot: config.trustedRoot,
+      hash: options.hash,
+      timeoutMs: config.storageTimeoutMs,
+      recheckMs: Math.min(1000, config.timestampMaxAge * 1000),
+      now: this.#now,
+      log: this.#log,
+    });
+    this.#storage = new StorageSource(options.store, config.storageTimeoutMs);
+  }
+
+  get #maxAgeMs(): number {
+    return this.#config.timestampMaxAge * 1000;
+  }
+
+  /** Asks upstream for a new release unless it was asked within `minAgeMs`. */
+  #revalidate(minAgeMs: number): Promise<void> {
+    const at = this.#now().getTime();
+    if (this.#checkedAt !== undefined && at - this.#checkedAt < minAgeMs) {
+      return Promise.resolve();
+    }
+    const failure = this.#failure;
+    const retryMs = Math.min(this.#config.retryAfterSeconds * 1000, this.#maxAgeMs);
+    if (failure !== undefined && at - failure.at < retryMs) return Promise.reject(failure.error);
+    this.#pending ??= this.#check().finally(() => {
+      this.#pending = undefined;
+    });
+    return this.#pending;
+  }
+
+  async #check(): Promise<void> {
+    const at = this.#now().getTime();
+    if (!this.#seeded) {
+      // The mirror's own timestamp, once it verifies, is the rollback reference for upstream's.
+      const mine = await readOwn(
+        this.#store,
+        this.#config.storageTimeoutMs,
+        TIMESTAMP_KEY,
+        DEFAULT_LIMITS.timestampMaxLength,
+      );
+      if (mine !== undefined) this.#repository.seedTimestamp(mine);
+      this.#seeded = true;
+    }
+    let release: VerifiedRelease;
+    try {
+      release = await this.#repository.refresh();
+    } catch (error) {
+      if (isEdgeError(error, 'UPSTREAM_UNAVAILABLE')) {
+        if (this.#unavailable === undefined) {
+          this.#log({
+            level: 'warn',
+            event: 'upstream-unavailable',
+            message: `serving what this mirror holds: ${error.message}`,
+          });
+        }
+        this.#unavailable = error;
+        this.#checkedAt = at;
+        return;
+      }
+      const refused = refusal(error);
+      if (refused === undefined) throw error;
+      this.#log({ level: 'error', event: 'upstream-refused', message: refused.message });
+      this.#failure = { error: refused, at };
+      throw refused;
+    }
+    this.#unavailable = undefined;
+    this.#failure = undefined;
+    this.#release = release;
+    const version = release.timestamp.metadata.signed.version;
+    if (version !== this.#published) {
+      try {
+        await writeReleaseMetadata(
+          this.#store,
+          this.#config.storageTimeoutMs,
+          this.#repository,
+          release,
+        );
+      } catch (error) {
+        const refused = refusal(error);
+        if (refused === undefined) throw error;
+        this.#failure = { error: refused, at };
+        throw refused;
+      }
+      this.#published = version;
+      this.#local.invalidate();
+      this.#log({
+        level: 'info',
+        event: 'pulled',
+        timestamp: version,
+        snapshot: release.snapshot.metadata.signed.version,
+      });
+    }
+    this.#checkedAt = at;
+  }
+
+  /** timestamp.json and root.json: revalidated, then served from the mirror's store. */
+  async #mutable<T>(read: () => Promise<T>): Promise<T> {
+    await this.#revalidate(this.#maxAgeMs);
+    try {
+      return await read();
+    } catch (error) {
+      // Nothing held, and upstream cannot be asked: that is an outage, not a missing file.
+      if (isEdgeError(error, 'NOT_FOUND') && this.#unavailable !== undefined) {
+        throw this.#unavailable;
+      }
+      throw error;
+    }
+  }
+
+  /** Versioned metadata: from the store, else after a revalidation, else fetched and checked. */
+  async #versioned<T>(path: RepoPath, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isEdgeError(error, 'NOT_FOUND')) throw error;
+    }
+    await this.#revalidate(MISS_RECHECK_MS);
+    try {
+      return await read();
+    } catch (error) {
+      if (!isEdgeError(error, 'NOT_FOUND')) throw error;
+      if (this.#unavailable !== undefined) throw this.#unavailable;
+    }
+    await this.#fetchMetadata(path);
+    return read();
+  }
+
+  async #fetchMetadata(path: RepoPath): Promise<void> {
+    const release = this.#release;
+    const version = path.version ?? 0;
+    let bytes: Uint8Array | undefined;
+    try {
+      if (path.kind === 'root') {
+        bytes = (await this.#repository.rootFile(version))?.bytes;
+      } else if (release !== undefined) {
+        const role = path.role ?? '';
+        const answer = await this.#upstream.bytes(path.key, metadataCap(role));
+        if (answer !== undefined && answer !== 'not-modified') {
+          await checkOtherMetadata(release, role, version, answer.bytes);
+          bytes = answer.bytes;
+        }
+      }
+    } catch (error) {
+      throw refusal(error) ?? error;
+    }
+    if (bytes === undefined) throw new EdgeError('NOT_FOUND', `${path.key}: not found`);
+    await placeMetadata(this.#store, this.#config.storageTimeoutMs, path.key, bytes);
+  }
+
+  /** What a target or delta must be: from verified targets metadata when it lists it. */
+  async #expected(path: RepoPath): Promise<Expected> {
+    const sha256 = path.sha256 ?? '';
+    let release = this.#release;
+    if (release === undefined) {
+      release = await this.#revalidate(this.#maxAgeMs)
+        .then(() => this.#release ?? this.#local.current())
+        .catch(() => undefined);
+    }
+    const listed = release?.targets.metadata.signed.targets.get(path.targetPath ?? '');
+    if (listed !== undefined && listed.hashes.sha256?.toLowerCase() === sha256) {
+      return { length: listed.length, hashes: listed.hashes, cap: listed.length };
+    }
+    // Not in the current release (an older one's file): its name's hash is all there is.
+    return { hashes: { sha256 }, cap: this.#config.maxTargetBytes };
+  }
+
+  /** Makes sure a target or delta is in the mirror's store, copying it in verified. */
+  async #fill(path: RepoPath): Promise<void> {
+    if ((await this.#storage.head(path)) !== undefined) return;
+    let fill = this.#fills.get(path.key);
+    if (fill === undefined) {
+      fill = (async () => {
+        const expected = await this.#expected(path);
+        const bytes = await copyVerified(
+          this.#store,
+          this.#upstream,
+          this.#hash,
+          path.key,
+          expected,
+        );
+        this.#log({ level: 'info', event: 'pulled-object', key: path.key, bytes });
+      })().finally(() => {
+        this.#fills.delete(path.key);
+      });
+      this.#fills.set(path.key, fill);
+    }
+    await fill;
+  }
+
+  async head(path: RepoPath): Promise<ObjectInfo | undefined> {
+    switch (path.kind) {
+      case 'timestamp':
+      case 'root-copy':
+        return this.#mutable(() => this.#local.head(path).then((info) => found(path, info))).catch(
+          missing,
+        );
+      case 'root':
+      case 'metadata':
+        return this.#versioned(path, () =>
+          this.#local.head(path).then((info) => found(path, info)),
+        ).catch(missing);
+      case 'target':
+      case 'delta':
+        try {
+          await this.#fill(path);
+        } catch (error) {
+          if (isEdgeError(error, 'NOT_FOUND')) return undefined;
+          throw error;
+        }
+        return this.#storage.head(path);
+    }
+  }
+
+  async get(path: RepoPath, range?: ByteRange): Promise<SourceObject> {
+    switch (path.kind) {
+      case 'timestamp':
+      case 'root-copy':
+        return this.#mutable(() => this.#local.get(path, range));
+      case 'root':
+      case 'metadata':
+        return this.#versioned(path, () => this.#local.get(path, range));
+      case 'target':
+      case 'delta':
+        await this.#fill(path);
+        return this.#storage.get(path, range);
+    }
+  }
+}
+
+function missing(error: unknown): undefined {
+  if (isEdgeError(error, 'NOT_FOUND')) return undefined;
+  throw error;
+}
+
+/** `head` answers undefined for a miss; the fill logic wants NOT_FOUND. */
+function found(path: RepoPath, info: ObjectInfo | undefined): ObjectInfo {
+  if (info === undefined) throw new EdgeError('NOT_FOUND', `${path.key}: not found`);
+  return info;
+}
