@@ -4,16 +4,18 @@ import { beforeEach, describe, expect, test } from 'vitest';
 import {
   DAY,
   RecordingStore,
-  SignedRepository,
   T0,
-  fakeUpstream,
+  contentKey,
+  failure,
   keysOf,
+  mirrorFixture,
   readAll,
   sha256Hex,
   targetKey,
   text,
   utf8,
   type FakeUpstream,
+  type SignedRepository,
 } from '../test/support/mirror-memory.js';
 import { isEdgeError } from './errors.js';
 import { syncMirror, type SyncOptions, type SyncProgress } from './sync.js';
@@ -39,16 +41,6 @@ async function sync(extra: Partial<SyncOptions> = {}) {
   });
 }
 
-async function failure(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isEdgeError(error)) return `${error.code}: ${error.message}`;
-    throw error;
-  }
-  throw new Error('expected a failure');
-}
-
 /** What a TUF client sees through a verifying edge over the mirror: version and files. */
 async function clientView(store: MemoryBlobStore | RecordingStore) {
   const edge = new VerifiedSource({
@@ -71,9 +63,7 @@ async function clientView(store: MemoryBlobStore | RecordingStore) {
 }
 
 beforeEach(async () => {
-  repo = await SignedRepository.create({ 'a.txt': 'alpha', 'dir/b.txt': 'beta' });
-  upstream = fakeUpstream(repo.store);
-  mirror = new RecordingStore();
+  ({ repo, upstream, mirror } = await mirrorFixture());
   events = [];
 });
 
@@ -87,8 +77,8 @@ describe('syncMirror from an in-memory upstream (fake fetch)', () => {
       bytesCopied: report.bytesCopied,
       upToDate: false,
     });
-    const a = targetKey('a.txt', sha256Hex(utf8('alpha')));
-    const b = targetKey('dir/b.txt', sha256Hex(utf8('beta')));
+    const a = contentKey('a.txt', 'alpha');
+    const b = contentKey('dir/b.txt', 'beta');
     expect(mirror.writes()).toEqual([
       a,
       b,
@@ -142,7 +132,7 @@ describe('syncMirror from an in-memory upstream (fake fetch)', () => {
     const report = await sync();
     expect(report).toMatchObject({ timestampVersion: 2, previousVersion: 1, objectsCopied: 4 });
     expect(mirror.writes()).toEqual([
-      targetKey('dir/b.txt', sha256Hex(utf8('beta 2'))),
+      contentKey('dir/b.txt', 'beta 2'),
       'metadata/2.targets.json',
       'metadata/2.snapshot.json',
       'metadata/timestamp.json',
@@ -197,7 +187,7 @@ describe('syncMirror from an in-memory upstream (fake fetch)', () => {
   test('a re-run skips blobs already there (by size) and replaces one of the wrong size', async () => {
     await sync();
     await repo.release({ 'a.txt': 'alpha 2', 'dir/b.txt': 'beta' });
-    const fresh = targetKey('a.txt', sha256Hex(utf8('alpha 2')));
+    const fresh = contentKey('a.txt', 'alpha 2');
     await mirror.inner.put(fresh, utf8('trunc'));
     events = [];
     mirror.calls.length = 0;
@@ -205,7 +195,7 @@ describe('syncMirror from an in-memory upstream (fake fetch)', () => {
     expect(report).toMatchObject({ timestampVersion: 2, objectsCopied: 4 });
     expect(text(await readAll(mirror, fresh))).toBe('alpha 2');
     expect(events.filter((e) => e.kind === 'skipped').map((e) => e.key)).toEqual([
-      targetKey('dir/b.txt', sha256Hex(utf8('beta'))),
+      contentKey('dir/b.txt', 'beta'),
       'metadata/1.root.json',
       'metadata/root.json',
     ]);
@@ -240,7 +230,7 @@ describe('syncMirror from an in-memory upstream (fake fetch)', () => {
   test('a corrupted blob upstream is refused; nothing lands under its key and the mirror keeps its release', async () => {
     await sync();
     await repo.release({ 'a.txt': 'alpha 2' });
-    const key = targetKey('a.txt', sha256Hex(utf8('alpha 2')));
+    const key = contentKey('a.txt', 'alpha 2');
     await repo.store.put(key, utf8('alpha 3'));
     expect(await failure(sync())).toMatch(
       new RegExp(`^UPSTREAM_INVALID: ${key}: target|^UPSTREAM_INVALID: ${key}: `),
@@ -278,7 +268,7 @@ describe('syncMirror from an in-memory upstream (fake fetch)', () => {
     expect(mirror.writes()).toEqual([]);
     expect(await sync()).toMatchObject({ timestampVersion: 2, previousVersion: undefined });
     expect(mirror.writes()).toEqual([
-      targetKey('a.txt', sha256Hex(utf8('alpha 2'))),
+      contentKey('a.txt', 'alpha 2'),
       'metadata/2.root.json',
       'metadata/2.targets.json',
       'metadata/2.snapshot.json',

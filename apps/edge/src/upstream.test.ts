@@ -1,8 +1,7 @@
 import { MemoryBlobStore } from '@cairn/storage/memory-store';
 import { webHashPort } from '@cairn/verify/hash';
 import { describe, expect, test } from 'vitest';
-import { keysOf, readAll, sha256Hex, text, utf8 } from '../test/support/mirror-memory.js';
-import { isEdgeError } from './errors.js';
+import { failure, keysOf, readAll, sha256Hex, text, utf8 } from '../test/support/mirror-memory.js';
 import { Upstream, copyVerified } from './upstream.js';
 
 type Handler = (request: Request) => Response | Promise<Response>;
@@ -24,16 +23,6 @@ function upstream(handler: Handler, timeoutMs = 2_000) {
     upstream: new Upstream({ baseUrl: 'http://upstream.test/repo', fetch: f.fetch, timeoutMs }),
     requests: f.requests,
   };
-}
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isEdgeError(error)) return `${error.code}: ${error.message}`;
-    throw error;
-  }
-  throw new Error('expected a failure');
 }
 
 /** A body that sends `chunks` and then never ends (a stalled or endless upstream). */
@@ -81,7 +70,7 @@ describe('Upstream over a fake fetch', () => {
       undefined,
     );
     expect(
-      await code(upstream(() => new Response('', { status: 500 })).upstream.bytes('k', 10)),
+      await failure(upstream(() => new Response('', { status: 500 })).upstream.bytes('k', 10)),
     ).toBe('UPSTREAM_UNAVAILABLE: GET http://upstream.test/repo/k: HTTP 500');
   });
 
@@ -89,7 +78,7 @@ describe('Upstream over a fake fetch', () => {
     const u = upstream(() => {
       throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED') });
     }).upstream;
-    expect(await code(u.bytes('k', 10))).toBe(
+    expect(await failure(u.bytes('k', 10))).toBe(
       'UPSTREAM_UNAVAILABLE: GET http://upstream.test/repo/k: fetch failed: connect ECONNREFUSED',
     );
   });
@@ -98,19 +87,19 @@ describe('Upstream over a fake fetch', () => {
     const declared = upstream(
       () => new Response('0123456789', { headers: { 'content-length': '10' } }),
     ).upstream;
-    expect(await code(declared.bytes('k', 9))).toBe(
+    expect(await failure(declared.bytes('k', 9))).toBe(
       'UPSTREAM_INVALID: GET http://upstream.test/repo/k: more than the 9 bytes allowed',
     );
     const endless = upstream(
       () => new Response(stalling([new Uint8Array(6), new Uint8Array(6)])),
     ).upstream;
-    expect(await code(endless.bytes('k', 9))).toBe(
+    expect(await failure(endless.bytes('k', 9))).toBe(
       'UPSTREAM_INVALID: GET http://upstream.test/repo/k: more than the 9 bytes allowed',
     );
     const opened = await upstream(
       () => new Response(stalling([new Uint8Array(6), new Uint8Array(6)])),
     ).upstream.open('k', 9);
-    expect(await code(new Response(opened?.body).arrayBuffer())).toBe(
+    expect(await failure(new Response(opened?.body).arrayBuffer())).toBe(
       'UPSTREAM_INVALID: GET http://upstream.test/repo/k: more than the 9 bytes allowed',
     );
   });
@@ -126,12 +115,12 @@ describe('Upstream over a fake fetch', () => {
       100,
     ).upstream;
     const started = Date.now();
-    expect(await code(silent.bytes('k', 10))).toBe(
+    expect(await failure(silent.bytes('k', 10))).toBe(
       'UPSTREAM_UNAVAILABLE: GET http://upstream.test/repo/k: no answer within 100 ms',
     );
     expect(Date.now() - started).toBeLessThan(2_000);
     const stalled = upstream(() => new Response(stalling([utf8('ab')])), 100).upstream;
-    expect(await code(stalled.bytes('k', 10))).toMatch(/^UPSTREAM_UNAVAILABLE: /);
+    expect(await failure(stalled.bytes('k', 10))).toMatch(/^UPSTREAM_UNAVAILABLE: /);
   });
 });
 
@@ -163,7 +152,7 @@ describe('copyVerified over a fake fetch', () => {
       const store = new MemoryBlobStore();
       const u = upstream(() => new Response(wrong)).upstream;
       expect(
-        await code(
+        await failure(
           copyVerified(store, u, webHashPort, key, {
             length: content.length,
             hashes: { sha256 },
@@ -179,7 +168,7 @@ describe('copyVerified over a fake fetch', () => {
     const store = new MemoryBlobStore();
     const u = upstream(() => new Response(content)).upstream;
     expect(
-      await code(copyVerified(store, u, webHashPort, key, { hashes: { sha256 }, cap: 5 })),
+      await failure(copyVerified(store, u, webHashPort, key, { hashes: { sha256 }, cap: 5 })),
     ).toMatch(/^UPSTREAM_INVALID: .*more than the 5 bytes allowed/);
     await copyVerified(store, u, webHashPort, key, { hashes: { sha256 }, cap: 1000 });
     expect(await keysOf(store)).toEqual([key]);
@@ -197,7 +186,7 @@ describe('copyVerified over a fake fetch', () => {
     expect(await keysOf(store)).toEqual([key]);
     const gone = upstream(() => new Response('', { status: 404 })).upstream;
     expect(
-      await code(
+      await failure(
         copyVerified(store, gone, webHashPort, 'targets/x', { hashes: { sha256 }, cap: 9 }),
       ),
     ).toBe('NOT_FOUND: targets/x: upstream has no such object');

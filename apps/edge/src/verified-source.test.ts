@@ -7,36 +7,15 @@ import {
   RecordingStore,
   SignedRepository,
   T0,
+  bodyText,
+  contentKey,
   readAll,
-  sha256Hex,
-  targetKey,
+  refusal,
+  repoPath,
   text,
   utf8,
 } from '../test/support/mirror-memory.js';
-import { isEdgeError } from './errors.js';
-import { classifyPath, type RepoPath } from './paths.js';
 import { VerifiedSource, type VerifiedSourceOptions } from './verified-source.js';
-
-function path(p: string): RepoPath {
-  const classified = classifyPath(p);
-  if (classified === undefined) throw new Error(`${p}: not a repository path`);
-  return classified;
-}
-
-async function body(source: VerifiedSource, p: string): Promise<string> {
-  const object = await source.get(path(p));
-  return text(new Uint8Array(await new Response(object.body).arrayBuffer()));
-}
-
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isEdgeError(error)) return error.code;
-    throw error;
-  }
-  throw new Error('expected a refusal');
-}
 
 let repo: SignedRepository;
 let bucket: RecordingStore;
@@ -73,13 +52,13 @@ describe('VerifiedSource over an in-memory repository', () => {
       'metadata/1.root.json',
       'metadata/root.json',
     ]) {
-      const object = await edge.get(path(`/${key}`));
+      const object = await edge.get(repoPath(`/${key}`));
       const stored = await repo.store.head(key);
       expect(object.info.etag).toBe(stored?.etag);
       expect(new Uint8Array(await new Response(object.body).arrayBuffer())).toEqual(
         await repo.read(key),
       );
-      expect((await edge.head(path(`/${key}`)))?.etag).toBe(stored?.etag);
+      expect((await edge.head(repoPath(`/${key}`)))?.etag).toBe(stored?.etag);
     }
     expect(logs).toEqual([
       { level: 'info', event: 'verified', timestamp: 1, snapshot: 1, targets: 1, root: 1 },
@@ -88,7 +67,7 @@ describe('VerifiedSource over an in-memory repository', () => {
 
   test('serves a range of verified bytes as storage would', async () => {
     const edge = await source();
-    const object = await edge.get(path('/metadata/timestamp.json'), { offset: 2, length: 5 });
+    const object = await edge.get(repoPath('/metadata/timestamp.json'), { offset: 2, length: 5 });
     expect(object.range).toEqual({ offset: 2, length: 5 });
     expect(text(new Uint8Array(await new Response(object.body).arrayBuffer()))).toBe(
       text((await repo.read('metadata/timestamp.json')).subarray(2, 7)),
@@ -102,8 +81,12 @@ describe('VerifiedSource over an in-memory repository', () => {
       await repo.signTimestamp({ version: 99, signers: [forger] }),
     );
     const edge = await source();
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
-    expect(await refusal(edge.get(path('/metadata/1.snapshot.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
+    expect(await refusal(edge.get(repoPath('/metadata/1.snapshot.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
     expect(logs).toHaveLength(1);
     expect(logs[0]).toMatchObject({ level: 'error', event: 'verification-failed' });
     expect(String(logs[0]?.message)).toContain('THRESHOLD');
@@ -119,62 +102,74 @@ describe('VerifiedSource over an in-memory repository', () => {
     expect(changed).not.toBe(snapshot);
     await repo.store.put('metadata/1.snapshot.json', utf8(changed));
     const edge = await source();
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
-    expect(await refusal(edge.get(path('/metadata/1.snapshot.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
+    expect(await refusal(edge.get(repoPath('/metadata/1.snapshot.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
     expect(String(logs[0]?.message)).toContain('BAD_HASH');
     await repo.store.put('metadata/1.snapshot.json', utf8(`${snapshot} `));
     const longer = await source();
-    expect(await refusal(longer.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(longer.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
     expect(String(logs.at(-1)?.message)).toContain('more than the');
   });
 
   test('a bucket rolled back to an older, validly signed timestamp is refused, and served again once restored', async () => {
     await repo.release({ 'a.txt': 'alpha 2' });
     const edge = await source();
-    expect(JSON.parse(await body(edge, '/metadata/timestamp.json'))).toMatchObject({
+    expect(JSON.parse(await bodyText(edge, '/metadata/timestamp.json'))).toMatchObject({
       signed: { version: 2 },
     });
     const [older, newer] = repo.timestamps;
     if (older === undefined || newer === undefined) throw new Error('two timestamps expected');
     await repo.store.put('metadata/timestamp.json', older);
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
-    expect(await refusal(edge.head(path('/metadata/2.snapshot.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
+    expect(await refusal(edge.head(repoPath('/metadata/2.snapshot.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
     expect(String(logs.at(-1)?.message)).toContain('ROLLBACK');
     await repo.store.put('metadata/timestamp.json', newer);
-    expect(await body(edge, '/metadata/timestamp.json')).toBe(text(newer));
+    expect(await bodyText(edge, '/metadata/timestamp.json')).toBe(text(newer));
   });
 
   test('an expired timestamp is refused (freeze), and a fresh one is served', async () => {
     const edge = await source();
-    await body(edge, '/metadata/timestamp.json');
+    await bodyText(edge, '/metadata/timestamp.json');
     clock = new Date(T0.getTime() + 2 * DAY);
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
     expect(String(logs.at(-1)?.message)).toContain('EXPIRED');
     repo.now = clock;
     const fresh = await repo.publishTimestamp();
-    expect(await body(edge, '/metadata/timestamp.json')).toBe(text(fresh));
+    expect(await bodyText(edge, '/metadata/timestamp.json')).toBe(text(fresh));
   });
 
   test('looks at the stored etag at most once per recheck interval, and re-verifies only when it changed', async () => {
     const edge = await source({ recheckMs: 1000 });
-    await body(edge, '/metadata/timestamp.json');
+    await bodyText(edge, '/metadata/timestamp.json');
     const reads = () => bucket.count('get', 'metadata/timestamp.json');
     const heads = () => bucket.count('head', 'metadata/timestamp.json');
     expect([heads(), reads()]).toEqual([1, 1]);
-    await body(edge, '/metadata/timestamp.json');
-    await body(edge, '/metadata/1.snapshot.json');
+    await bodyText(edge, '/metadata/timestamp.json');
+    await bodyText(edge, '/metadata/1.snapshot.json');
     expect([heads(), reads()]).toEqual([1, 1]);
     clock = new Date(clock.getTime() + 1000);
-    await body(edge, '/metadata/timestamp.json');
+    await bodyText(edge, '/metadata/timestamp.json');
     expect([heads(), reads()]).toEqual([2, 1]);
     await repo.release({ 'a.txt': 'alpha 2' });
     clock = new Date(clock.getTime() + 1000);
-    expect(JSON.parse(await body(edge, '/metadata/timestamp.json'))).toMatchObject({
+    expect(JSON.parse(await bodyText(edge, '/metadata/timestamp.json'))).toMatchObject({
       signed: { version: 2 },
     });
     expect([heads(), reads()]).toEqual([3, 2]);
     expect(bucket.count('get', 'metadata/2.snapshot.json')).toBe(1);
-    await body(edge, '/metadata/2.snapshot.json');
+    await bodyText(edge, '/metadata/2.snapshot.json');
     expect(bucket.count('get', 'metadata/2.snapshot.json')).toBe(1);
   });
 
@@ -184,8 +179,12 @@ describe('VerifiedSource over an in-memory repository', () => {
       await repo.signTimestamp({ signers: [await Ed25519Signer.generate()] }),
     );
     const edge = await source({ recheckMs: 1000 });
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
     expect(bucket.count('get', 'metadata/timestamp.json')).toBe(1);
     expect(logs).toHaveLength(1);
   });
@@ -194,17 +193,19 @@ describe('VerifiedSource over an in-memory repository', () => {
     const root2 = await repo.publishRoot({ rotate: ['timestamp'] });
     await repo.publishTimestamp();
     const edge = await source();
-    expect(await body(edge, '/metadata/2.root.json')).toBe(text(root2));
-    expect(await body(edge, '/metadata/root.json')).toBe(text(root2));
-    expect(await body(edge, '/metadata/1.root.json')).toBe(text(await repo.trustedRoot));
-    expect(await refusal(edge.get(path('/metadata/3.root.json')))).toBe('NOT_FOUND');
+    expect(await bodyText(edge, '/metadata/2.root.json')).toBe(text(root2));
+    expect(await bodyText(edge, '/metadata/root.json')).toBe(text(root2));
+    expect(await bodyText(edge, '/metadata/1.root.json')).toBe(text(await repo.trustedRoot));
+    expect(await refusal(edge.get(repoPath('/metadata/3.root.json')))).toBe('NOT_FOUND');
 
     const fresh = await source();
     // Whitespace would not count (signatures cover the canonical form): change what is signed.
     const tampered = text(root2).replace(/"expires": "20\d\d/, '"expires": "2099');
     expect(tampered).not.toBe(text(root2));
     await repo.store.put('metadata/2.root.json', utf8(tampered));
-    expect(await refusal(fresh.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(fresh.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
   });
 
   test('root.json must be a root of the verified chain', async () => {
@@ -214,13 +215,13 @@ describe('VerifiedSource over an in-memory repository', () => {
       'metadata/root.json',
       utf8(JSON.stringify({ ...forged.toJSON(), signatures: [] })),
     );
-    expect(await refusal(edge.get(path('/metadata/root.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.get(repoPath('/metadata/root.json')))).toBe('VERIFICATION_FAILED');
   });
 
   test('an older snapshot is served when the snapshot key signed it; a forged one is refused', async () => {
     await repo.release({ 'a.txt': 'alpha 2' });
     const edge = await source();
-    expect(await body(edge, '/metadata/1.snapshot.json')).toBe(
+    expect(await bodyText(edge, '/metadata/1.snapshot.json')).toBe(
       text(await repo.read('metadata/1.snapshot.json')),
     );
     const old = JSON.parse(text(await repo.read('metadata/1.targets.json'))) as {
@@ -228,32 +229,38 @@ describe('VerifiedSource over an in-memory repository', () => {
     };
     old.signed.expires = '2099-01-01T00:00:00Z';
     await repo.store.put('metadata/1.targets.json', utf8(JSON.stringify(old)));
-    expect(await refusal(edge.get(path('/metadata/1.targets.json')))).toBe('VERIFICATION_FAILED');
-    expect(await refusal(edge.get(path('/metadata/7.snapshot.json')))).toBe('NOT_FOUND');
+    expect(await refusal(edge.get(repoPath('/metadata/1.targets.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
+    expect(await refusal(edge.get(repoPath('/metadata/7.snapshot.json')))).toBe('NOT_FOUND');
   });
 
   test('target blobs are served from storage as they are, not re-hashed (clients verify them)', async () => {
-    const key = targetKey('a.txt', sha256Hex(utf8('alpha')));
+    const key = contentKey('a.txt', 'alpha');
     await repo.store.put(key, utf8('tampered'));
     const edge = await source();
-    expect(await body(edge, `/${key}`)).toBe('tampered');
+    expect(await bodyText(edge, `/${key}`)).toBe('tampered');
     expect(bucket.count('get', 'metadata/timestamp.json')).toBe(0);
   });
 
   test('a missing timestamp is NOT_FOUND; a failing store is STORAGE_UNAVAILABLE, not a verification failure', async () => {
     await repo.store.delete('metadata/timestamp.json');
     const edge = await source();
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('NOT_FOUND');
-    expect(await edge.head(path('/metadata/timestamp.json'))).toBeUndefined();
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe('NOT_FOUND');
+    expect(await edge.head(repoPath('/metadata/timestamp.json'))).toBeUndefined();
     bucket.head = () => Promise.reject(new Error('connection reset (test)'));
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('STORAGE_UNAVAILABLE');
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'STORAGE_UNAVAILABLE',
+    );
     expect(logs).toEqual([]);
   });
 
   test('a timestamp larger than the cap is refused without reading it all', async () => {
     await repo.store.put('metadata/timestamp.json', new Uint8Array(20_000).fill(32));
     const edge = await source();
-    expect(await refusal(edge.get(path('/metadata/timestamp.json')))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe(
+      'VERIFICATION_FAILED',
+    );
     expect(String(logs[0]?.message)).toContain('20000 bytes');
   });
 

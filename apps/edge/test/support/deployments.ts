@@ -131,9 +131,12 @@ export async function startDeployment(
 ): Promise<Deployment> {
   const vars = options.vars ?? {};
   const logs: string[] = [];
-  const minio = (): MinioConnection => options.minio ?? inject('minio');
-  const s3Store = (connection: MinioConnection, bucket: string): S3BlobStore =>
-    new S3BlobStore({
+  /** A fresh bucket on MinIO, and the S3BlobStore the test process sees it through. */
+  const s3Bucket = async () => {
+    const connection = options.minio ?? inject('minio');
+    const bucket = uniqueBucketName('edge');
+    await createBucket(connection, bucket);
+    const store = new S3BlobStore({
       bucket,
       endpoint: connection.endpoint,
       region: connection.region,
@@ -145,6 +148,40 @@ export async function startDeployment(
       operationTimeoutMs: 120_000,
       maxAttempts: 1,
     });
+    return {
+      connection,
+      bucket,
+      store,
+      remove: async () => {
+        store.client.destroy();
+        // A halted or stopped MinIO has nothing left to clean.
+        await removeBucket(connection, bucket).catch(() => undefined);
+      },
+    };
+  };
+  /** startEdge on `store`; closing it stops the edge, then runs `cleanup`. */
+  const nodeEdge = async (
+    nodeKind: 'node-fs' | 'node-s3',
+    store: BlobStore,
+    cleanup: () => Promise<void>,
+  ): Promise<Deployment> => {
+    const edge = await startEdge({
+      config: parseEdgeConfig(vars),
+      store,
+      log: (entry) => logs.push(JSON.stringify(entry)),
+    });
+    return {
+      kind: nodeKind,
+      url: edge.url,
+      store,
+      workerd: false,
+      logs,
+      async close() {
+        await edge.close();
+        await cleanup();
+      },
+    };
+  };
 
   switch (kind) {
     case 'workerd-r2': {
@@ -160,9 +197,7 @@ export async function startDeployment(
       };
     }
     case 'workerd-s3': {
-      const connection = minio();
-      const bucket = uniqueBucketName('edge');
-      await createBucket(connection, bucket);
+      const { connection, bucket, store, remove } = await s3Bucket();
       const { url, mf } = await startWorker(
         kind,
         {
@@ -176,7 +211,6 @@ export async function startDeployment(
         },
         logs,
       );
-      const store = s3Store(connection, bucket);
       return {
         kind,
         url,
@@ -185,54 +219,19 @@ export async function startDeployment(
         logs,
         async close() {
           await mf.dispose();
-          store.client.destroy();
-          // A halted or stopped MinIO has nothing left to clean.
-          await removeBucket(connection, bucket).catch(() => undefined);
+          await remove();
         },
       };
     }
     case 'node-fs': {
       const directory = await mkdtemp(join(tmpdir(), 'cairn-edge-fs-'));
-      const store = new FsBlobStore(directory);
-      const edge = await startEdge({
-        config: parseEdgeConfig(vars),
-        store,
-        log: (entry) => logs.push(JSON.stringify(entry)),
-      });
-      return {
-        kind,
-        url: edge.url,
-        store,
-        workerd: false,
-        logs,
-        async close() {
-          await edge.close();
-          await rm(directory, { recursive: true, force: true });
-        },
-      };
+      return nodeEdge(kind, new FsBlobStore(directory), () =>
+        rm(directory, { recursive: true, force: true }),
+      );
     }
     case 'node-s3': {
-      const connection = minio();
-      const bucket = uniqueBucketName('edge');
-      await createBucket(connection, bucket);
-      const store = s3Store(connection, bucket);
-      const edge = await startEdge({
-        config: parseEdgeConfig(vars),
-        store,
-        log: (entry) => logs.push(JSON.stringify(entry)),
-      });
-      return {
-        kind,
-        url: edge.url,
-        store,
-        workerd: false,
-        logs,
-        async close() {
-          await edge.close();
-          store.client.destroy();
-          await removeBucket(connection, bucket).catch(() => undefined);
-        },
-      };
+      const { store, remove } = await s3Bucket();
+      return nodeEdge(kind, store, remove);
     }
   }
 }

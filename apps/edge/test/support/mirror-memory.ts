@@ -34,10 +34,13 @@ import {
   describeTarget,
 } from '@cairn/verify/repository';
 import { Ed25519Signer, signMetadata, type Signer } from '@cairn/verify/signer';
+import type { MetadataStore } from '@cairn/verify/ports';
 import { Updater } from '@cairn/verify/updater';
 import { createEdgeApp } from '../../src/app.js';
 import { parseEdgeConfig } from '../../src/config.js';
-import { StorageSource } from '../../src/source.js';
+import { isEdgeError, type EdgeError } from '../../src/errors.js';
+import { classifyPath, type RepoPath } from '../../src/paths.js';
+import { StorageSource, type ObjectSource } from '../../src/source.js';
 
 export const DAY = 86_400_000;
 /** The repository's clock: every test passes `now: () => T0` (or later) to the edge. */
@@ -55,6 +58,10 @@ export function targetKey(path: string, sha256: string): string {
   const slash = path.lastIndexOf('/');
   return `targets/${path.slice(0, slash + 1)}${sha256}.${path.slice(slash + 1)}`;
 }
+
+/** The storage key of target `path` whose content is `content`. */
+export const contentKey = (path: string, content: string): string =>
+  targetKey(path, sha256Hex(utf8(content)));
 
 export async function readAll(store: BlobStore, key: string): Promise<Uint8Array> {
   const result = await store.get(key);
@@ -260,6 +267,50 @@ export function fakeUpstream(store: BlobStore): FakeUpstream {
   return upstream;
 }
 
+/** A fresh repository (a.txt and dir/b.txt), its fake upstream, and an empty recording mirror. */
+export async function mirrorFixture(): Promise<{
+  repo: SignedRepository;
+  upstream: FakeUpstream;
+  mirror: RecordingStore;
+}> {
+  const repo = await SignedRepository.create({ 'a.txt': 'alpha', 'dir/b.txt': 'beta' });
+  return { repo, upstream: fakeUpstream(repo.store), mirror: new RecordingStore() };
+}
+
+export function repoPath(p: string): RepoPath {
+  const classified = classifyPath(p);
+  if (classified === undefined) throw new Error(`${p}: not a repository path`);
+  return classified;
+}
+
+/** The text a source serves at `p`. */
+export async function bodyText(source: ObjectSource, p: string): Promise<string> {
+  const object = await source.get(repoPath(p));
+  return text(new Uint8Array(await new Response(object.body).arrayBuffer()));
+}
+
+/** The EdgeError `promise` rejects with; anything else (or no rejection) fails the test. */
+async function edgeError(promise: Promise<unknown>): Promise<EdgeError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isEdgeError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected an EdgeError');
+}
+
+/** The code of the EdgeError `promise` rejects with. */
+export async function refusal(promise: Promise<unknown>): Promise<string> {
+  return (await edgeError(promise)).code;
+}
+
+/** `CODE: message` of the EdgeError `promise` rejects with. */
+export async function failure(promise: Promise<unknown>): Promise<string> {
+  const error = await edgeError(promise);
+  return `${error.code}: ${error.message}`;
+}
+
 export type StoreCall = { readonly op: string; readonly key: string };
 
 /**
@@ -338,7 +389,6 @@ export async function tufClientView(
   trustedRoot: Uint8Array,
   now?: () => Date,
 ): Promise<ClientView> {
-  const files = new Map<string, Uint8Array>([['root', trustedRoot]]);
   const updater = new Updater({
     metadataBaseUrl: 'http://mirror.test/metadata/',
     targetBaseUrl: 'http://mirror.test/targets/',
@@ -357,35 +407,46 @@ export async function tufClientView(
         }
       },
     },
-    store: {
-      load: (role) => Promise.resolve(files.get(role)),
-      persist: (role, bytes) => {
-        files.set(role, bytes);
-        return Promise.resolve();
-      },
-      remove: (role) => {
-        files.delete(role);
-        return Promise.resolve();
-      },
-    },
+    store: memoryMetadataStore(trustedRoot),
     hash: webHashPort,
     prefixTargetsWithHash: true,
     now,
   });
+  return refreshAndDownload(updater);
+}
+
+/** A client's metadata store in memory, starting from `trustedRoot`. */
+export function memoryMetadataStore(trustedRoot: Uint8Array): MetadataStore {
+  const files = new Map<string, Uint8Array>([['root', trustedRoot]]);
+  return {
+    load: (role) => Promise.resolve(files.get(role)),
+    persist: (role, bytes) => {
+      files.set(role, bytes);
+      return Promise.resolve();
+    },
+    remove: (role) => {
+      files.delete(role);
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Refreshes `updater`, then downloads (and so verifies) every target listed. */
+export async function refreshAndDownload(updater: Updater): Promise<ClientView> {
   await updater.refresh();
   const trusted = updater.trusted;
   const targets = trusted?.targets;
   const timestamp = trusted?.timestamp;
   if (targets === undefined || timestamp === undefined) throw new Error('no release');
-  const downloaded = new Map<string, Uint8Array>();
+  const files = new Map<string, Uint8Array>();
   for (const [path] of targets.signed.targets) {
     const info = await updater.getTargetInfo(path);
     if (info === undefined) throw new Error(`${path}: no target info`);
-    downloaded.set(path, await updater.downloadTarget(info));
+    files.set(path, await updater.downloadTarget(info));
   }
   return {
     timestampVersion: timestamp.signed.version,
     targetsVersion: targets.signed.version,
-    files: downloaded,
+    files,
   };
 }

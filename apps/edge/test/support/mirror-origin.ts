@@ -1,8 +1,8 @@
 /**
- * A real origin (in this process, on a memory store, over 127.0.0.1) that a sync test publishes
- * to release by release: the mirror syncs release 1, then the origin publishes release 2 (with
- * deltas) and the mirror's next sync is the one that gets killed. repository.ts builds both
- * releases up front, which cannot show a mirror staying on release 1.
+ * A real origin (in this process, on a memory store, over 127.0.0.1) with two root keys and two
+ * publishers, published to release by release. repository.ts publishes its two releases through
+ * it up front; a sync test publishes one at a time: the mirror syncs release 1, then the origin
+ * publishes release 2 (with deltas) and the mirror's next sync is the one that gets killed.
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

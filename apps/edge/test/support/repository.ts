@@ -4,35 +4,22 @@
  * releases pushed and signed by both, the second with deltas. The tests copy its public objects
  * into each deployment's storage and check what the edge serves against the bytes here.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { HttpFetcher } from '@cairn/client/http-fetcher';
 import { nodeHashPort } from '@cairn/client/node-hash';
-import { initRepository } from '@cairn/origin/admin';
-import type { Policy } from '@cairn/origin/context';
-import { createLogger } from '@cairn/origin/log';
-import { PublisherClient } from '@cairn/origin/publisher-client';
-import { serveOrigin } from '@cairn/origin/server';
-import { OriginService } from '@cairn/origin/service';
 import type { BlobStore } from '@cairn/storage/blob-store';
-import { MemoryBlobStore } from '@cairn/storage/memory-store';
+import type { MemoryBlobStore } from '@cairn/storage/memory-store';
 import { Metadata, type Timestamp } from '@cairn/verify/metadata';
-import type { MetadataStore } from '@cairn/verify/ports';
-import { Ed25519Signer } from '@cairn/verify/signer';
 import { Updater } from '@cairn/verify/updater';
-
-const DAY = 86_400_000;
-
-const POLICY: Policy = {
-  expiry: { root: 365 * DAY, targets: 90 * DAY, snapshot: 7 * DAY, timestamp: DAY },
-  refreshBefore: { snapshot: 3 * DAY, timestamp: DAY / 2 },
-  targetsWarning: 14 * DAY,
-  deltas: { pastVersions: 3, maxFileBytes: 64 * 2 ** 20 },
-  retention: { releases: 10, graceSeconds: 3600 },
-  limits: { maxFiles: 100, maxFileBytes: 2 ** 30, maxReleaseBytes: 2 ** 32, maxNameBytes: 255 },
-};
+import {
+  keysOf,
+  memoryMetadataStore,
+  readAll,
+  refreshAndDownload,
+  sha256Hex,
+  targetKey,
+  type ClientView,
+} from './mirror-memory.js';
+import { startMirrorOrigin } from './mirror-origin.js';
 
 export interface RepositoryFile {
   /** The TUF target path, e.g. `daily/bytecode.cvd`. */
@@ -84,8 +71,6 @@ export interface BuildOptions {
   readonly largeFileBytes?: number | undefined;
 }
 
-const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
 /** mulberry32: the same bytes on every run, so failures reproduce. */
 function random(seed: number): () => number {
   let state = seed >>> 0;
@@ -132,38 +117,6 @@ function pattern(seed: number, size: number): Uint8Array {
   return bytes;
 }
 
-function targetKey(path: string, sha256: string): string {
-  const slash = path.lastIndexOf('/');
-  return slash < 0
-    ? `targets/${sha256}.${path}`
-    : `targets/${path.slice(0, slash)}/${sha256}.${path.slice(slash + 1)}`;
-}
-
-async function writeTree(dir: string, files: ReadonlyMap<string, Uint8Array>): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  for (const [path, bytes] of files) {
-    await mkdir(dirname(join(dir, path)), { recursive: true });
-    await writeFile(join(dir, path), bytes);
-  }
-}
-
-async function allKeys(store: BlobStore, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.list({ prefix, cursor });
-    keys.push(...page.objects.map((o) => o.key));
-    cursor = page.cursor;
-  } while (cursor !== undefined);
-  return keys;
-}
-
-async function readAll(store: BlobStore, key: string): Promise<Uint8Array> {
-  const result = await store.get(key);
-  if (result.notModified) throw new Error(`${key}: unexpected not-modified`);
-  return new Uint8Array(await new Response(result.body).arrayBuffer());
-}
-
 function release(targetsVersion: number, contents: ReadonlyMap<string, Uint8Array>): Release {
   const files = new Map<string, RepositoryFile>();
   for (const [path, bytes] of contents) {
@@ -175,44 +128,8 @@ function release(targetsVersion: number, contents: ReadonlyMap<string, Uint8Arra
 
 /** Builds the repository; about a second. */
 export async function buildRepository(options: BuildOptions = {}): Promise<BuiltRepository> {
-  const store = new MemoryBlobStore();
-  const g = () => Ed25519Signer.generate();
-  const [root1, root2, alice, bob, snapshot, timestamp] = await Promise.all([
-    g(),
-    g(),
-    g(),
-    g(),
-    g(),
-    g(),
-  ]);
-  const ref = (s: Ed25519Signer) => ({ keyid: s.keyid, key: s.publicKey });
-  await initRepository(store, {
-    rootSigners: [root1, root2],
-    rootThreshold: 2,
-    publishers: [ref(alice), ref(bob)],
-    targetsThreshold: 2,
-    snapshotKey: ref(snapshot),
-    timestampKey: ref(timestamp),
-    rootExpiry: POLICY.expiry.root,
-    now: new Date(),
-  });
-  const service = new OriginService({
-    store,
-    online: { snapshot: [snapshot], timestamp: [timestamp] },
-    policy: POLICY,
-    authWindowMs: 300_000,
-    logger: createLogger({ write: () => undefined }),
-  });
-  const origin = await serveOrigin(service, { host: '127.0.0.1', port: 0 });
-  const dir = await mkdtemp(join(tmpdir(), 'cairn-edge-repo-'));
+  const origin = await startMirrorOrigin();
   try {
-    const publish = async (contents: ReadonlyMap<string, Uint8Array>): Promise<void> => {
-      await writeTree(dir, contents);
-      const draft = await new PublisherClient(origin.url, alice).push(dir);
-      await new PublisherClient(origin.url, alice).sign(draft.id, dir);
-      const result = await new PublisherClient(origin.url, bob).sign(draft.id, dir);
-      if (result.published === undefined) throw new Error('the release was not published');
-    };
     const large =
       options.largeFileBytes === undefined
         ? []
@@ -229,14 +146,13 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Built
       ['notes.txt', new TextEncoder().encode('release two\n')],
       ...large,
     ]);
-    await publish(first);
-    await publish(second);
+    await origin.publish(first);
+    await origin.publish(second);
   } finally {
     await origin.close();
-    await rm(dir, { recursive: true, force: true });
   }
 
-  const trustedRoot = await readAll(store, 'metadata/1.root.json');
+  const { store, trustedRoot } = origin;
   const timestampMetadata: Metadata<Timestamp> = Metadata.fromBytes(
     await readAll(store, 'metadata/timestamp.json'),
     'timestamp',
@@ -247,7 +163,7 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Built
     release(2, await filesOf(store, 2)),
   ];
   const deltas: RepositoryDelta[] = [];
-  for (const key of await allKeys(store, 'targets/_delta/')) {
+  for (const key of await keysOf(store, 'targets/_delta/')) {
     const bytes = await readAll(store, key);
     // targets/_delta/{path}/{sha256}.{base sha256}
     const rest = key.slice('targets/_delta/'.length);
@@ -264,10 +180,10 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Built
   }
   if (deltas.length === 0) throw new Error('the origin made no deltas for release 2');
   const publicKeys = [
-    ...(await allKeys(store, 'metadata/')),
-    ...(await allKeys(store, 'targets/')),
+    ...(await keysOf(store, 'metadata/')),
+    ...(await keysOf(store, 'targets/')),
   ].sort();
-  const privateKeys = await allKeys(store, '_origin/');
+  const privateKeys = await keysOf(store, '_origin/');
 
   return {
     store,
@@ -309,28 +225,8 @@ async function filesOf(store: BlobStore, version: number): Promise<Map<string, U
   return files;
 }
 
-function memoryMetadataStore(root: Uint8Array): MetadataStore {
-  const files = new Map<string, Uint8Array>([['root', root]]);
-  return {
-    load: (name) => Promise.resolve(files.get(name)),
-    persist: (name, bytes) => {
-      files.set(name, bytes);
-      return Promise.resolve();
-    },
-    remove: (name) => {
-      files.delete(name);
-      return Promise.resolve();
-    },
-  };
-}
-
-export interface VerifiedView {
-  /** The targets version the client trusts after refreshing. */
-  readonly targetsVersion: number;
-  readonly timestampVersion: number;
-  /** Every target it downloaded and verified, deltas included: TUF path → bytes. */
-  readonly files: ReadonlyMap<string, Uint8Array>;
-}
+/** What the client trusts after refreshing, and every target (deltas included) it verified. */
+export type VerifiedView = ClientView;
 
 /**
  * Our TUF client, pinned to `trustedRoot`, refreshing through the edge at `baseUrl` over HTTP
@@ -349,20 +245,5 @@ export async function verifyThrough(
     hash: nodeHashPort,
     prefixTargetsWithHash: true,
   });
-  await updater.refresh();
-  const trusted = updater.trusted;
-  const targets = trusted?.targets;
-  const timestamp = trusted?.timestamp;
-  if (targets === undefined || timestamp === undefined) throw new Error('refresh left no targets');
-  const files = new Map<string, Uint8Array>();
-  for (const [path] of targets.signed.targets) {
-    const info = await updater.getTargetInfo(path);
-    if (info === undefined) throw new Error(`no target info for ${path}`);
-    files.set(path, await updater.downloadTarget(info));
-  }
-  return {
-    targetsVersion: targets.signed.version,
-    timestampVersion: timestamp.signed.version,
-    files,
-  };
+  return refreshAndDownload(updater);
 }
