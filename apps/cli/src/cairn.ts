@@ -1,6 +1,7 @@
 /**
  * The `cairn` command: a table of subcommands and a dispatcher. Adding a command is one
- * entry in COMMANDS. Exit status: 0 success, 1 the command failed, 2 bad usage.
+ * entry in COMMANDS. Exit status: 0 success, 1 the command failed, 2 bad usage; `update` and
+ * `rollback` also exit 3 when another updater holds the lock.
  *
  * The origin and mirror commands load their modules when they run: the origin's and the edge's
  * code (and the S3 SDK behind their storage) would otherwise slow down every `cairn` invocation.
@@ -53,6 +54,7 @@ const keys = () => import('./key-commands.js');
 const init = () => import('./init-command.js');
 const service = () => import('./service-commands.js');
 const mirror = () => import('./mirror-commands.js');
+const update = () => import('./update-commands.js');
 
 export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   demo: {
@@ -98,6 +100,14 @@ export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   mirror: {
     summary: 'serve a repository from a directory or bucket, or sync one from upstream',
     run: async (args, io) => (await mirror()).runMirror(args, io),
+  },
+  update: {
+    summary: 'install the newest signed release into a directory, from the fastest mirror',
+    run: async (args, io) => (await update()).runUpdate(args, io),
+  },
+  rollback: {
+    summary: 'put back the files the last update replaced',
+    run: async (args, io) => (await update()).runRollback(args, io),
   },
   help: {
     summary: 'show this help',

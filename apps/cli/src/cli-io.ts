@@ -33,7 +33,13 @@ export type CliFailureCode = 'USAGE' | 'IO' | 'INTERNAL';
  * the CLI need not load storage or delta code to report their errors, and a second copy of
  * a package in node_modules still reports its codes.
  */
-const CODED_ERRORS: ReadonlySet<string> = new Set(['OriginError', 'StorageError', 'DeltaError']);
+const CODED_ERRORS: ReadonlySet<string> = new Set([
+  'OriginError',
+  'StorageError',
+  'DeltaError',
+  'ClientError',
+  'EdgeError',
+]);
 
 function hasOwnCode(error: unknown): error is Error & { code: string } {
   return (
