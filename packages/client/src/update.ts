@@ -124,6 +124,8 @@ export interface UpdaterConfig {
   readonly requestTimeoutMs?: number | undefined;
   /** A download slower than this (after a grace period) fails over. Default 8 KiB/s. */
   readonly minBytesPerSecond?: number | undefined;
+  /** The longest a download may wait for its next bytes before failing over. Default 30 s. */
+  readonly idleTimeoutMs?: number | undefined;
   /** Per mirror probe. Default 5 s. */
   readonly probeTimeoutMs?: number | undefined;
   /** Re-probe the mirrors when the remembered ranking is older. Default 1 h. */
@@ -289,7 +291,7 @@ function checkConfig(config: UpdaterConfig): void {
       }
     }
   }
-  const positive = ['requestTimeoutMs', 'probeTimeoutMs', 'reprobeAfterMs'] as const;
+  const positive = ['requestTimeoutMs', 'idleTimeoutMs', 'probeTimeoutMs', 'reprobeAfterMs'] as const;
   for (const key of [...positive, 'minBytesPerSecond'] as const) {
     const value = config[key];
     if (value === undefined) continue;
@@ -626,6 +628,7 @@ async function download(
       {
         mirrors: run.mirrors,
         requestTimeoutMs: run.config.requestTimeoutMs,
+        idleTimeoutMs: run.config.idleTimeoutMs,
         minBytesPerSecond: run.config.minBytesPerSecond,
         userAgent: run.config.userAgent,
         onProgress: progress.onProgress,
