@@ -291,7 +291,12 @@ function checkConfig(config: UpdaterConfig): void {
       }
     }
   }
-  const positive = ['requestTimeoutMs', 'idleTimeoutMs', 'probeTimeoutMs', 'reprobeAfterMs'] as const;
+  const positive = [
+    'requestTimeoutMs',
+    'idleTimeoutMs',
+    'probeTimeoutMs',
+    'reprobeAfterMs',
+  ] as const;
   for (const key of [...positive, 'minBytesPerSecond'] as const) {
     const value = config[key];
     if (value === undefined) continue;
