@@ -58,7 +58,7 @@ const update = () => import('./update-commands.js');
 
 export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   demo: {
-    summary: 'create, sign, serve and verify a repository on this machine, step by step',
+    summary: 'the whole network on this machine: origin, two mirrors, two co-signed releases, updates',
     run: runDemo,
   },
   init: {

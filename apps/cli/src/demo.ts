@@ -1,319 +1,986 @@
 /**
- * `cairn demo`: the main job on the embedded default, narrated for a newcomer. It creates a
- * TUF repository whose targets need two publishers' signatures, serves it on 127.0.0.1,
- * and has a client verify and download a signature database through it; then it shows the
- * client refusing a tampered file and a release signed by one publisher alone.
+ * `cairn demo`: the main job on the embedded default, narrated for a newcomer. In one directory
+ * (`.cairn-demo/`) it keeps a repository whose releases need two publishers' signatures, runs
+ * the whole network on this machine — the origin and two edge mirrors on Node, over that
+ * directory — publishes co-signed releases of a generated signature database, and has the
+ * updater install them through the mirrors, in full and then as deltas. Two attacks follow (a
+ * mirror serving a tampered file; a release signed by one stolen publisher key), then the
+ * network keeps running, with commands to try, until SIGINT or SIGTERM.
+ *
+ * Run again, it reuses the repository and publishes the next release. The keys are demo keys:
+ * plain key files under a passphrase printed here, never for real data.
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { copyFile, cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createTufClient, downloadTargetTo, initTrustedRoot } from '@cairn/client/tuf-client';
 import { nodeHashPort } from '@cairn/client/node-hash';
-import { isVerifyError } from '@cairn/verify/errors';
-import { Metadata, verifyDelegate, type Targets } from '@cairn/verify/metadata';
-import {
-  buildRoot,
-  buildSnapshot,
-  buildTargets,
-  buildTimestamp,
-  describeMetadata,
-  describeTarget,
-} from '@cairn/verify/repository';
-import {
-  EcdsaP256Signer,
-  Ed25519Signer,
-  mergeSignatures,
-  signMetadata,
-  type Signer,
-} from '@cairn/verify/signer';
+import { createUpdater, type UpdateEvent, type UpdateReport } from '@cairn/client/update';
+import { parseEdgeConfig } from '@cairn/edge/config';
+import { startEdge, type RunningEdge } from '@cairn/edge/node';
+import { storeFromOptions } from '@cairn/edge/node-store';
+import { initRepository } from '@cairn/origin/admin';
+import { loadConfig, openStore, type OriginConfig } from '@cairn/origin/config';
+import { MIN_SCRYPT_N, publicKeyFileText, readKeyFile, writeKeyFile } from '@cairn/origin/key-file';
+import { targetBlobKey } from '@cairn/origin/layout';
+import { createLogger } from '@cairn/origin/log';
+import { PublisherClient } from '@cairn/origin/publisher-client';
+import type { ReleaseSummary } from '@cairn/origin/releases';
+import { startOrigin } from '@cairn/origin/start';
+import { utf8 } from '@cairn/verify/encoding';
+import { Metadata, type Targets } from '@cairn/verify/metadata';
+import { buildSnapshot, buildTimestamp, describeMetadata } from '@cairn/verify/repository';
+import { Ed25519Signer, signMetadata } from '@cairn/verify/signer';
 import { UsageError, type CliIo } from './cli-io.js';
-import { serveDirectory } from './static-server.js';
+import { formatBytes } from './command-support.js';
+
+/** Written into the directory so a re-run knows it may reuse (or replace) what is there. */
+const MARKER = '.cairn-demo';
+/** The passphrase of every demo key file. Printed on purpose: these keys protect nothing. */
+export const DEMO_PASSPHRASE = 'demo';
+/** Set to anything but empty: the same as `--no-wait`. */
+export const NO_WAIT_VARIABLE = 'CAIRN_DEMO_NO_WAIT';
+
+/** Where the network listens when the port is free; any free port otherwise. */
+const PREFERRED_PORTS = { origin: 8700, 'mirror-a': 8701, 'mirror-b': 8702 } as const;
+const MIRROR_NAMES = ['mirror-a', 'mirror-b'] as const;
 
 const DAY = 86_400_000;
-const MARKER = '.cairn-demo';
 
-function short(keyid: string): string {
-  return keyid.slice(0, 8);
+/**
+ * The generated signature database: `main.cvd` is big and changes by about 1% a release,
+ * `daily.cvd` is small and changes faster — as with real antivirus databases, where deltas pay.
+ */
+const DATABASES = [
+  { path: 'main.cvd', records: 61_000, changePercent: 1 },
+  { path: 'daily.cvd', records: 4_000, changePercent: 5 },
+] as const;
+
+const USAGE = 'cairn demo [--dir DIR] [--no-wait]';
+const HELP = [
+  `Usage: ${USAGE}`,
+  '',
+  'Runs the whole network on this machine and narrates it: a repository whose releases need two',
+  "publishers' signatures, the origin and two edge mirrors on 127.0.0.1, co-signed releases of a",
+  'generated signature database, and an updater that installs them through the mirrors (in full,',
+  'then as deltas). Then it shows two attacks being refused, prints the URLs and commands to try,',
+  'and keeps the network running until Ctrl-C (SIGINT) or SIGTERM.',
+  '',
+  '  --dir DIR    where the demo keeps everything (default .cairn-demo); run again, it reuses the',
+  '               repository there and publishes the next release',
+  `  --no-wait    stop the network after the last step instead of waiting (also: ${NO_WAIT_VARIABLE}=1)`,
+  '',
+  `The keys it makes are demo keys, under the passphrase "${DEMO_PASSPHRASE}": never use them for real data.`,
+].join('\n');
+
+// ---------------------------------------------------------------------------------------------
+// The generated signature database
+
+/** A 32-bit integer hash of two integers (murmur3's finaliser over a mix of both). */
+function mix(a: number, b: number): number {
+  let x = (Math.imul(a ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b)) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x21f0aaad) >>> 0;
+  x = Math.imul(x ^ (x >>> 15), 0x735a2d97) >>> 0;
+  return (x ^ (x >>> 15)) >>> 0;
 }
 
-function keyRef(s: Signer) {
-  return { keyid: s.keyid, publicKey: s.publicKey };
+const FAMILIES = [
+  'Win.Trojan.Agent',
+  'Win.Malware.Emotet',
+  'Win.Ransomware.Lockbit',
+  'Doc.Downloader.Valyria',
+  'Html.Phishing.Bank',
+  'Unix.Trojan.Mirai',
+  'Andr.Spyware.Joker',
+  'Js.Coinminer.Generic',
+] as const;
+
+/** One `md5:size:name` line, as in a ClamAV .hdb file: record `i` as it is since release `g`. */
+function record(i: number, g: number): string {
+  let hash = '';
+  for (let w = 0; w < 4; w++)
+    hash += mix(i * 4 + w, g)
+      .toString(16)
+      .padStart(8, '0');
+  const r = mix(i, g ^ 0x3c6ef372);
+  const family = FAMILIES[r % FAMILIES.length] ?? FAMILIES[0];
+  return `${hash}:${1024 + (mix(r, 1) % 4_000_000)}:${family}-${1_000_000 + (mix(r, 2) % 9_000_000)}`;
 }
 
-/** A synthetic signature database: sorted records of `sha256:size:name`, like a .hdb file. */
-function signatureDatabase(records: number, seed: number): Uint8Array {
+/**
+ * A database file of `release`: record `i` is as it was last changed, at the newest release
+ * up to `release` whose draw picked it. Sorted by hash, as scanners load them, so changes are
+ * spread all through the file.
+ */
+function databaseFile(index: number, release: number): Uint8Array {
+  const db = DATABASES[index] ?? DATABASES[0];
   const lines: string[] = [];
-  let x = seed >>> 0;
-  const next = () => {
-    x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    return x;
-  };
-  for (let i = 0; i < records; i++) {
-    let hash = '';
-    for (let j = 0; j < 8; j++) hash += next().toString(16).padStart(8, '0');
-    lines.push(`${hash}:${1000 + (next() % 900_000)}:Win.Trojan.Agent-${next() % 1_000_000}`);
+  for (let i = 0; i < db.records; i++) {
+    let changed = 1;
+    for (let v = release; v >= 2; v--) {
+      if (mix(i + index * 1_000_003, v) % 100 < db.changePercent) {
+        changed = v;
+        break;
+      }
+    }
+    lines.push(record(i + index * 1_000_003, changed));
   }
   lines.sort();
-  return new TextEncoder().encode(`${lines.join('\n')}\n`);
+  return utf8(`${lines.join('\n')}\n`);
 }
 
-function parseDemoArgs(args: readonly string[]) {
+/**
+ * `bytes` with the hash of its first ransomware signature zeroed: the same length, and that
+ * ransomware would go undetected. Returns the bytes and the signature's name.
+ */
+function disableOneSignature(bytes: Uint8Array): { bytes: Uint8Array; name: string } {
+  const lines = new TextDecoder().decode(bytes).split('\n');
+  const at = lines.findIndex((l) => l.includes(':Win.Ransomware.'));
+  const line = lines[at] ?? '';
+  const [hash = '', size = '', name = ''] = line.split(':');
+  lines[at] = `${'0'.repeat(hash.length)}:${size}:${name}`;
+  return { bytes: utf8(lines.join('\n')), name };
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The directory
+
+interface DemoPaths {
+  readonly dir: string;
+  readonly config: string;
+  readonly keys: string;
+  readonly repository: string;
+  /** The publishers' copy of the release they push and sign. */
+  readonly release: string;
+  readonly install: string;
+  readonly state: string;
+  /** What the attacks use: the lying mirror's storage, a new machine. */
+  readonly attack: string;
+  readonly log: string;
+}
+
+function demoPaths(dir: string): DemoPaths {
+  return {
+    dir,
+    config: join(dir, 'origin.json'),
+    keys: join(dir, 'keys'),
+    repository: join(dir, 'repository'),
+    release: join(dir, 'release'),
+    install: join(dir, 'client', 'install'),
+    state: join(dir, 'client', 'state'),
+    attack: join(dir, 'attack'),
+    log: join(dir, 'network.log'),
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
   try {
-    return parseArgs({ args: [...args], options: { dir: { type: 'string' } }, strict: true });
+    await stat(path);
+    return true;
   } catch (e) {
-    throw new UsageError(`cairn demo: ${(e as Error).message} (usage: cairn demo [--dir DIR])`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
   }
 }
 
-async function prepareDir(dir: string): Promise<void> {
-  try {
-    await stat(dir);
-    try {
-      await stat(join(dir, MARKER));
-    } catch {
-      throw new UsageError(`${dir} exists and was not made by cairn demo; choose another --dir`);
+/**
+ * Makes the directory, or checks it is the demo's own. A directory of an earlier demo that ran
+ * no network (it has no origin.json) is started over; one with a repository is reused.
+ */
+async function prepareDir(paths: DemoPaths): Promise<'new' | 'reuse'> {
+  if (await exists(paths.dir)) {
+    if (!(await exists(join(paths.dir, MARKER)))) {
+      throw new UsageError(
+        `${paths.dir} exists and was not made by cairn demo; choose another --dir`,
+      );
     }
-    await rm(dir, { recursive: true, force: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if (await exists(paths.config)) return 'reuse';
+    await rm(paths.dir, { recursive: true, force: true });
   }
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, MARKER), 'made by cairn demo; safe to delete\n');
+  await mkdir(paths.dir, { recursive: true });
+  await writeFile(join(paths.dir, MARKER), 'made by cairn demo; safe to delete\n');
+  return 'new';
 }
 
-async function write(dir: string, path: string, bytes: Uint8Array): Promise<void> {
-  const full = join(dir, path);
-  await mkdir(join(full, '..'), { recursive: true });
-  await writeFile(full, bytes);
-}
+// ---------------------------------------------------------------------------------------------
+// Keys and the repository
 
-function targetName(path: string, hash: string): string {
-  const slash = path.lastIndexOf('/');
-  return `${path.slice(0, slash + 1)}${hash}.${path.slice(slash + 1)}`;
-}
+const ROLE_KEYS = ['root-1', 'root-2', 'alice', 'bob', 'snapshot', 'timestamp'] as const;
+type KeyName = (typeof ROLE_KEYS)[number];
+type DemoKeys = Readonly<Record<KeyName, Ed25519Signer>>;
 
-export async function runDemo(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseDemoArgs(args);
-  const dir = resolve(values.dir ?? '.cairn-demo');
-  const repoDir = join(dir, 'repository');
-  const clientDir = join(dir, 'client');
-  const now = new Date();
-  const expires = (days: number) => new Date(now.getTime() + days * DAY);
+const KEYS_NOTE = `Demo keys made by \`cairn demo\`. Their passphrase is "${DEMO_PASSPHRASE}", printed for anyone to
+read: they protect nothing. Never sign real data with them.
+`;
 
-  await prepareDir(dir);
-  io.stdout(`Cairn demo — everything below happens in ${dir}\n`);
-
-  io.stdout('1. Keys. Each role of the repository gets its own keys:');
-  const rootKeys = [await Ed25519Signer.generate(), await Ed25519Signer.generate()];
-  const alice = await Ed25519Signer.generate();
-  const bob = await EcdsaP256Signer.generate();
-  const snapshotKey = await Ed25519Signer.generate();
-  const timestampKey = await Ed25519Signer.generate();
-  io.stdout(
-    `   root       2 offline keys, both must sign (${rootKeys.map((k) => short(k.keyid)).join(', ')})`,
-  );
-  io.stdout(
-    `   targets    publishers alice (ed25519, ${short(alice.keyid)}) and bob (ECDSA P-256, ${short(bob.keyid)}): both must sign`,
-  );
-  io.stdout(
-    `   snapshot   online key ${short(snapshotKey.keyid)}; timestamp online key ${short(timestampKey.keyid)}\n`,
-  );
-
-  const root = await signMetadata(
-    new Metadata(
-      buildRoot({
-        expires: expires(365),
-        roles: {
-          root: { keys: rootKeys.map(keyRef), threshold: 2 },
-          targets: { keys: [alice, bob].map(keyRef), threshold: 2 },
-          snapshot: { keys: [keyRef(snapshotKey)], threshold: 1 },
-          timestamp: { keys: [keyRef(timestampKey)], threshold: 1 },
-        },
-      }),
-    ),
-    rootKeys,
-  );
-  const rootBytes = root.toBytes();
-  await write(repoDir, 'metadata/1.root.json', rootBytes);
-  await write(repoDir, 'metadata/root.json', rootBytes);
-
-  io.stdout('2. A release: two signature databases, generated for the demo.');
-  const files = new Map<string, Uint8Array>([
-    ['main.cvd', signatureDatabase(20_000, 1)],
-    ['daily.cvd', signatureDatabase(2_000, 2)],
-  ]);
-  const targetInfos = [];
-  for (const [path, bytes] of files) {
-    const info = await describeTarget(nodeHashPort, path, bytes, {
-      algorithms: ['sha256', 'sha512'],
-    });
-    targetInfos.push(info);
-    await write(repoDir, `targets/${targetName(path, info.hashes.sha256 ?? '')}`, bytes);
-    io.stdout(
-      `   ${path.padEnd(10)} ${String(bytes.length).padStart(9)} bytes  sha256 ${info.hashes.sha256?.slice(0, 16) ?? ''}…`,
-    );
+async function createKeys(paths: DemoPaths): Promise<DemoKeys> {
+  await mkdir(paths.keys, { recursive: true, mode: 0o700 });
+  await writeFile(join(paths.keys, 'README.txt'), KEYS_NOTE);
+  const keys = {} as Record<KeyName, Ed25519Signer>;
+  for (const name of ROLE_KEYS) {
+    const signer = await Ed25519Signer.generate();
+    const file = join(paths.keys, `${name}.key`);
+    // The weakest stretching the format allows: the passphrase is public anyway.
+    await writeKeyFile(file, signer, DEMO_PASSPHRASE, { scryptN: MIN_SCRYPT_N });
+    await writeFile(`${file}.pub`, publicKeyFileText(signer.keyid, signer.publicKey));
+    keys[name] = signer;
   }
+  return keys;
+}
 
-  io.stdout('\n3. The two-person rule: the release is a draft until both publishers sign it.');
-  const draft = new Metadata(buildTargets({ expires: expires(30), targets: targetInfos }));
-  const byAlice = await signMetadata(draft, [alice]);
+async function readKeys(paths: DemoPaths): Promise<DemoKeys> {
+  const keys = {} as Record<KeyName, Ed25519Signer>;
+  for (const name of ROLE_KEYS) {
+    keys[name] = await readKeyFile(join(paths.keys, `${name}.key`), DEMO_PASSPHRASE);
+  }
+  return keys;
+}
+
+/** The origin's configuration file: what `cairn serve --config` and `cairn keys list` read. */
+const ORIGIN_CONFIG = {
+  listen: { host: '127.0.0.1', port: PREFERRED_PORTS.origin },
+  storage: { type: 'fs', directory: 'repository' },
+  keys: { snapshot: 'keys/snapshot.key', timestamp: 'keys/timestamp.key' },
+};
+
+async function originConfig(paths: DemoPaths): Promise<OriginConfig> {
+  // No environment: the demo's origin is the one its file describes, whatever CAIRN_* is set.
+  return loadConfig(paths.config, {});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The network
+
+interface Network {
+  readonly origin: { readonly url: string; close(): Promise<void> };
+  readonly mirrors: readonly { readonly name: string; readonly edge: RunningEdge }[];
+  readonly trustedRoot: Uint8Array;
+  log(component: string, entry: Readonly<Record<string, unknown>>): void;
+  close(): Promise<void>;
+}
+
+function isAddressInUse(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+}
+
+/** Starts on `port`, or on any free port when something else holds that one. */
+async function onPreferredPort<T>(port: number, start: (port: number) => Promise<T>): Promise<T> {
   try {
-    await verifyDelegate(root.signed, 'targets', byAlice);
-  } catch (e) {
-    if (!isVerifyError(e, 'THRESHOLD')) throw e;
-    io.stdout(`   alice signed: ${e.message} — not enough, nothing can be published yet`);
+    return await start(port);
+  } catch (error) {
+    if (!isAddressInUse(error)) throw error;
+    return start(0);
   }
-  const targets: Metadata<Targets> = mergeSignatures(byAlice, await signMetadata(draft, [bob]));
-  await verifyDelegate(root.signed, 'targets', targets);
-  io.stdout('   bob signed too: 2 of 2 signatures verify — the release is approved');
-  const targetsBytes = targets.toBytes();
-  await write(repoDir, 'metadata/1.targets.json', targetsBytes);
+}
 
+async function startNetwork(paths: DemoPaths, config: OriginConfig): Promise<Network> {
+  const logFile = createWriteStream(paths.log, { flags: 'a' });
+  const log = (component: string, entry: Readonly<Record<string, unknown>>) =>
+    void logFile.write(
+      `${JSON.stringify({ time: new Date().toISOString(), component, ...entry })}\n`,
+    );
+  const closers: (() => Promise<void>)[] = [];
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const c of closers.reverse()) await c().catch(() => undefined);
+      await new Promise<void>((done) => logFile.end(done));
+    })());
+  try {
+    const logger = createLogger({
+      write: (line) => void logFile.write(`${line}\n`),
+      fields: { component: 'origin' },
+    });
+    const origin = await onPreferredPort(PREFERRED_PORTS.origin, (port) =>
+      startOrigin(
+        { ...config, listen: { ...config.listen, port } },
+        { env: { CAIRN_ONLINE_PASSPHRASE: DEMO_PASSPHRASE }, logger },
+      ),
+    );
+    closers.push(() => origin.close());
+    const trustedRoot = new Uint8Array(
+      await readFile(join(paths.repository, 'metadata', '1.root.json')),
+    );
+    const store = await storeFromOptions({ dir: paths.repository });
+    const mirrors: { name: string; edge: RunningEdge }[] = [];
+    for (const name of MIRROR_NAMES) {
+      const edge = await onPreferredPort(PREFERRED_PORTS[name], (port) =>
+        startEdge({
+          config: parseEdgeConfig({
+            CAIRN_MIRROR_NAME: name,
+            CAIRN_TRUSTED_ROOT: new TextDecoder().decode(trustedRoot),
+            // Releases here follow each other within seconds: look at timestamp.json every time.
+            CAIRN_TIMESTAMP_MAX_AGE: '0',
+          }),
+          store,
+          port,
+          log: (entry) => log(name, entry),
+        }),
+      );
+      closers.push(() => edge.close());
+      mirrors.push({ name, edge });
+    }
+    return { origin, mirrors, trustedRoot, log, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** The mirror's name for a URL an event names, or the URL when it is none of ours. */
+function mirrorLabel(network: Network) {
+  const known = network.mirrors.map((m) => ({ name: m.name, url: m.edge.url }));
+  const strip = (url: string) => url.replace(/\/+$/, '');
+  return (mirror: string | undefined): string => {
+    if (mirror === undefined) return 'a mirror';
+    return known.find((m) => m.name === mirror || strip(m.url) === strip(mirror))?.name ?? mirror;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing
+
+async function writeRelease(paths: DemoPaths, release: number): Promise<Map<string, Uint8Array>> {
+  await rm(paths.release, { recursive: true, force: true });
+  await mkdir(paths.release, { recursive: true });
+  const files = new Map<string, Uint8Array>();
+  for (const [index, db] of DATABASES.entries()) {
+    const bytes = databaseFile(index, release);
+    await writeFile(join(paths.release, db.path), bytes);
+    files.set(db.path, bytes);
+  }
+  return files;
+}
+
+function fileLine(path: string, bytes: Uint8Array): string {
+  const records = bytes.reduce((n, b) => n + (b === 0x0a ? 1 : 0), 0);
+  return `   ${path.padEnd(10)} ${formatBytes(bytes.length).padStart(9)}  ${String(records).padStart(6)} signatures  sha256 ${sha256(bytes).slice(0, 16)}…`;
+}
+
+/** `from v2: main.cvd 18.9 KiB, daily.cvd 7.1 KiB; from v1: ...`, newest base first. */
+function deltaWords(summary: ReleaseSummary): string | undefined {
+  const byBase = new Map<number, string[]>();
+  for (const f of summary.files) {
+    for (const d of f.deltas) {
+      byBase.set(d.baseVersion, [
+        ...(byBase.get(d.baseVersion) ?? []),
+        `${f.path} ${formatBytes(d.length)}`,
+      ]);
+    }
+  }
+  const parts = [...byBase]
+    .sort(([a], [b]) => b - a)
+    .map(([base, files]) => `from v${base}: ${files.join(', ')}`);
+  return parts.length === 0 ? undefined : parts.join('; ');
+}
+
+async function publishRelease(
+  io: CliIo,
+  paths: DemoPaths,
+  network: Network,
+  keys: DemoKeys,
+  release: number,
+  step: number,
+): Promise<void> {
+  io.stdout(
+    release === 1
+      ? `\n${step}. Release 1: a signature database, generated for the demo`
+      : `\n${step}. Release ${release}: about 1% of the signatures in main.cvd change, 5% in daily.cvd`,
+  );
+  const files = await writeRelease(paths, release);
+  for (const [path, bytes] of files) io.stdout(fileLine(path, bytes));
+  const alice = new PublisherClient(network.origin.url, keys.alice);
+  const bob = new PublisherClient(network.origin.url, keys.bob);
+  const draft = await alice.push(paths.release, { note: `demo release ${release}` });
+  io.stdout(
+    `   alice pushes it to the origin: release ${draft.id}, a draft of targets v${draft.targetsVersion ?? '?'}`,
+  );
+  const deltas = deltaWords(draft);
+  if (deltas !== undefined) {
+    io.stdout(`   the origin computes deltas ${deltas}`);
+  }
+  const byAlice = await alice.sign(draft.id, paths.release);
+  io.stdout(
+    `   alice checks the draft against her copy and signs: ${byAlice.signatures} of ${byAlice.threshold} signatures — not enough, nothing is published`,
+  );
+  const byBob = await bob.sign(draft.id, paths.release);
+  if (byBob.published === undefined) {
+    throw new Error(`release ${draft.id} was not published with ${byBob.signatures} signatures`);
+  }
+  io.stdout(
+    `   bob checks it against his own copy and signs: ${byBob.signatures} of ${byBob.threshold} — threshold reached: published as targets v${byBob.published.targetsVersion} (snapshot v${byBob.published.snapshotVersion})`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Updating
+
+interface UpdateTarget {
+  readonly installDir: string;
+  readonly stateDir: string;
+  readonly mirrors: readonly { readonly name: string; readonly url: string }[];
+}
+
+function narrateUpdate(io: CliIo, label: (mirror: string | undefined) => string) {
+  return (event: UpdateEvent): void => {
+    switch (event.type) {
+      case 'mirrors': {
+        const reachable = event.ranked.filter((m) => m.reachable);
+        const down = event.ranked.filter((m) => !m.reachable);
+        const probed = reachable.some((m) => m.rttMs !== undefined);
+        const names = reachable.map(
+          (m) =>
+            `${label(m.name ?? m.url)}${m.rttMs === undefined ? '' : ` ${m.rttMs.toFixed(1)} ms`}`,
+        );
+        io.stdout(
+          `   mirrors, nearest first${probed ? ' (by round-trip time)' : ''}: ${names.join(', ') || 'none'}${down.length > 0 ? `; unreachable: ${down.map((m) => label(m.name ?? m.url)).join(', ')}` : ''}`,
+        );
+        break;
+      }
+      case 'metadata':
+        io.stdout(
+          `   ✔ metadata verified from the trusted root: timestamp v${event.timestampVersion}, snapshot v${event.snapshotVersion}, targets v${event.targetsVersion} (signed by alice and bob) — from ${label(event.mirror)}`,
+        );
+        break;
+      case 'plan':
+        for (const item of event.items) {
+          const what =
+            item.action === 'current'
+              ? 'already installed, nothing to download'
+              : item.action === 'delta'
+                ? `delta: ${formatBytes(item.downloadBytes)} instead of ${formatBytes(item.fullBytes)}`
+                : `full file: ${formatBytes(item.fullBytes)}`;
+          io.stdout(`   ${item.path.padEnd(10)} ${what}`);
+        }
+        break;
+      case 'fallback':
+        io.stdout(
+          `   ! ${event.path}: the delta did not work (${event.reason}); full file instead`,
+        );
+        break;
+      case 'mirror-failed':
+        io.stdout(`   ! ${label(event.mirror)} failed: ${event.reason}; trying the next mirror`);
+        break;
+      case 'installed':
+        io.stdout(
+          event.kind === 'delta'
+            ? `   ✔ ${event.path}: delta of ${formatBytes(event.bytesDownloaded)} from ${label(event.mirror)} applied to the installed copy; the result's sha256 matches the signed targets: installed`
+            : `   ✔ ${event.path}: ${formatBytes(event.bytesDownloaded)} from ${label(event.mirror)}, sha256 matches the signed targets: installed`,
+        );
+        break;
+      case 'progress':
+        break;
+    }
+  };
+}
+
+function savedWords(report: UpdateReport): string {
+  if (report.bytesFull === 0) return 'already up to date: nothing downloaded';
+  if (report.bytesDownloaded >= report.bytesFull) {
+    return `downloaded ${formatBytes(report.bytesDownloaded)} (full files)`;
+  }
+  const percent = Math.floor((1 - report.bytesDownloaded / report.bytesFull) * 100);
+  return `downloaded ${formatBytes(report.bytesDownloaded)} instead of ${formatBytes(report.bytesFull)} (${percent}% saved)`;
+}
+
+function update(
+  target: UpdateTarget,
+  trustedRoot: Uint8Array,
+  listener?: (event: UpdateEvent) => void,
+): Promise<UpdateReport> {
+  return createUpdater(
+    {
+      installDir: target.installDir,
+      stateDir: target.stateDir,
+      mirrors: target.mirrors,
+      trustedRoot,
+      // The mirrors are on this machine: a few seconds is already far too long.
+      probeTimeoutMs: 2_000,
+      requestTimeoutMs: 10_000,
+    },
+    listener,
+  ).update();
+}
+
+async function runUpdate(
+  io: CliIo,
+  paths: DemoPaths,
+  network: Network,
+  step: number,
+  title: string,
+): Promise<UpdateReport> {
+  io.stdout(`\n${step}. ${title}`);
+  const label = mirrorLabel(network);
+  const report = await update(
+    {
+      installDir: paths.install,
+      stateDir: paths.state,
+      mirrors: network.mirrors.map((m) => ({ name: m.name, url: m.edge.url })),
+    },
+    network.trustedRoot,
+    narrateUpdate(io, label),
+  );
+  io.stdout(`   ${savedWords(report)}`);
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attacks
+
+function codeOf(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Why the updater refused, for a reader: the deepest coded error (the check that failed), with
+ * mirror URLs shown by name and hashes shortened, and the updater's own code when it wraps it.
+ */
+function refusal(error: unknown, mirrors: readonly { name: string; url: string }[]): string {
+  if (!(error instanceof Error)) return String(error);
+  const tidy = (message: string) => {
+    let text = message;
+    for (const m of mirrors) {
+      const base = m.url.replace(/\/+$/, '');
+      text = text.replaceAll(`${base}/ `, `${m.name} `).replaceAll(base, m.name);
+    }
+    return text.replace(/\b([0-9a-f]{12})[0-9a-f]{52}\b/g, '$1…');
+  };
+  const chain: Error[] = [];
+  for (let e: unknown = error; e instanceof Error && chain.length < 8; e = e.cause) chain.push(e);
+  const deepest = chain.reverse().find((e) => codeOf(e) !== undefined) ?? error;
+  const line = `${codeOf(deepest) ?? deepest.name} — ${tidy(deepest.message)}`;
+  return deepest === error ? line : `${line} (the updater's error: ${codeOf(error) ?? error.name})`;
+}
+
+/** Copies the repository's public files a client reads for the current release. */
+async function copyCurrentRelease(
+  paths: DemoPaths,
+  to: string,
+): Promise<{ targets: Metadata<Targets>; snapshotVersion: number; timestampVersion: number }> {
+  const from = join(paths.repository, 'metadata');
+  await mkdir(join(to, 'metadata'), { recursive: true });
+  const timestamp = Metadata.fromBytes(await readFile(join(from, 'timestamp.json')), 'timestamp');
+  const snapshotVersion = timestamp.signed.snapshotMeta.version;
+  const snapshot = Metadata.fromBytes(
+    await readFile(join(from, `${snapshotVersion}.snapshot.json`)),
+    'snapshot',
+  );
+  const targetsVersion = snapshot.signed.meta.get('targets.json')?.version ?? 1;
+  const targetsFile = `${targetsVersion}.targets.json`;
+  const targets = Metadata.fromBytes(await readFile(join(from, targetsFile)), 'targets');
+  const names = (await readdir(from)).filter((n) => /^\d+\.root\.json$/.test(n));
+  for (const name of [
+    ...names,
+    'root.json',
+    'timestamp.json',
+    `${snapshotVersion}.snapshot.json`,
+    targetsFile,
+  ]) {
+    await copyFile(join(from, name), join(to, 'metadata', name));
+  }
+  return { targets, snapshotVersion, timestampVersion: timestamp.signed.version };
+}
+
+async function putFile(dir: string, key: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(dirname(join(dir, key)), { recursive: true });
+  await writeFile(join(dir, key), bytes);
+}
+
+/** Whether `path` holds exactly `bytes`; false when it is missing. */
+async function holds(path: string, bytes: Uint8Array): Promise<boolean> {
+  try {
+    return Buffer.compare(await readFile(path), bytes) === 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+interface Attacks {
+  readonly network: Network;
+  readonly paths: DemoPaths;
+  readonly keys: DemoKeys;
+  /** The lying mirror, over `storage`. */
+  readonly rogue: { readonly name: string; readonly url: string; readonly storage: string };
+}
+
+async function attackTamperedFile(io: CliIo, a: Attacks, step: number): Promise<boolean> {
+  io.stdout(`\n${step}. Attack: a mirror serves a tampered file`);
+  const { paths, rogue } = a;
+  await rm(rogue.storage, { recursive: true, force: true });
+  const { targets } = await copyCurrentRelease(paths, rogue.storage);
+  const daily = targets.signed.targets.get('daily.cvd');
+  const main = targets.signed.targets.get('main.cvd');
+  const dailyHash = daily?.hashes.sha256;
+  const mainHash = main?.hashes.sha256;
+  if (dailyHash === undefined || mainHash === undefined) {
+    throw new Error('the current release does not list main.cvd and daily.cvd');
+  }
+  const real = await readFile(join(paths.repository, targetBlobKey('daily.cvd', dailyHash)));
+  const evil = disableOneSignature(real);
+  await putFile(rogue.storage, targetBlobKey('daily.cvd', dailyHash), evil.bytes);
+  await copyFile(
+    join(paths.repository, targetBlobKey('main.cvd', mainHash)),
+    join(rogue.storage, targetBlobKey('main.cvd', mainHash)),
+  );
+  io.stdout(
+    `   Anyone can run a mirror. ${rogue.name} (${rogue.url}) serves the real signed metadata, but a`,
+  );
+  io.stdout(
+    `   daily.cvd of the same length with the signature of ${evil.name} zeroed: that ransomware would go undetected.`,
+  );
+  io.stdout(`   A new machine, with only ${rogue.name} to update from, installs the database:`);
+  const machine = join(paths.attack, 'new-machine');
+  await rm(machine, { recursive: true, force: true });
+  const installDir = join(machine, 'install');
+  try {
+    await update(
+      {
+        installDir,
+        stateDir: join(machine, 'state'),
+        mirrors: [{ name: rogue.name, url: rogue.url }],
+      },
+      a.network.trustedRoot,
+    );
+  } catch (error) {
+    io.stdout(`   ✔ refused: ${refusal(error, [rogue])}`);
+  }
+  if (await holds(join(installDir, 'daily.cvd'), evil.bytes)) {
+    io.stderr('   ✘ the tampered daily.cvd was installed — this is a bug');
+    return false;
+  }
+  io.stdout(
+    "   ✔ the tampered daily.cvd is not installed: the client checks every byte against the publishers' signed hashes",
+  );
+  return true;
+}
+
+async function attackStolenKey(io: CliIo, a: Attacks, step: number): Promise<boolean> {
+  io.stdout(`\n${step}. Attack: a thief with alice's key publishes a release alone`);
+  const { paths, rogue, keys, network } = a;
+  // A copy of the client: one that has verified the thief's timestamp waits for the repository
+  // to pass that version, and the demo's own client goes on updating after this.
+  const client = join(paths.attack, 'client-copy');
+  await rm(client, { recursive: true, force: true });
+  await cp(dirname(paths.install), client, { recursive: true });
+  const installDir = join(client, basename(paths.install));
+  const installed = await readFile(join(installDir, 'daily.cvd'));
+  const evil = disableOneSignature(installed);
+  const thiefDir = join(paths.attack, 'stolen-release');
+  await rm(thiefDir, { recursive: true, force: true });
+  await mkdir(thiefDir, { recursive: true });
+  await copyFile(join(paths.release, 'main.cvd'), join(thiefDir, 'main.cvd'));
+  await writeFile(join(thiefDir, 'daily.cvd'), evil.bytes);
+  const thief = new PublisherClient(network.origin.url, keys.alice);
+  const draft = await thief.push(thiefDir, { note: `no signature for ${evil.name}` });
+  const signed = await thief.sign(draft.id, thiefDir);
+  io.stdout(
+    `   The thief pushes a daily.cvd without the signature of ${evil.name}, and signs as alice:`,
+  );
+  io.stdout(
+    `   ✔ the origin holds release ${draft.id} as a draft with ${signed.signatures} of ${signed.threshold} signatures; bob, comparing it with his copy, would not sign`,
+  );
+
+  // The worst case: the thief also holds the origin's online keys and publishes the draft
+  // themselves, through a mirror of their own.
+  await rm(rogue.storage, { recursive: true, force: true });
+  const current = await copyCurrentRelease(paths, rogue.storage);
+  const summary = await thief.show(draft.id);
+  if (summary.signed === undefined) throw new Error(`release ${draft.id} has no draft`);
+  const draftBytes = utf8(summary.signed);
+  const forgedTargets = utf8(
+    JSON.stringify({
+      signatures: [{ keyid: keys.alice.keyid, sig: await keys.alice.sign(draftBytes) }],
+      signed: JSON.parse(summary.signed) as unknown,
+    }),
+  );
+  const targetsVersion = summary.targetsVersion ?? current.targets.signed.version + 1;
+  const snapshotVersion = current.snapshotVersion + 1;
+  const now = Date.now();
   const snapshot = await signMetadata(
     new Metadata(
       buildSnapshot({
-        expires: expires(7),
-        meta: { 'targets.json': await describeMetadata(nodeHashPort, 1, targetsBytes) },
+        version: snapshotVersion,
+        expires: new Date(now + 7 * DAY),
+        meta: {
+          'targets.json': await describeMetadata(nodeHashPort, targetsVersion, forgedTargets),
+        },
       }),
     ),
-    [snapshotKey],
+    [keys.snapshot],
   );
-  const snapshotBytes = snapshot.toBytes();
-  await write(repoDir, 'metadata/1.snapshot.json', snapshotBytes);
   const timestamp = await signMetadata(
     new Metadata(
       buildTimestamp({
-        expires: expires(1),
-        snapshot: await describeMetadata(nodeHashPort, 1, snapshotBytes, {
+        version: current.timestampVersion + 1,
+        expires: new Date(now + DAY),
+        snapshot: await describeMetadata(nodeHashPort, snapshotVersion, snapshot.toBytes(), {
           length: true,
           hashes: true,
         }),
       }),
     ),
-    [timestampKey],
+    [keys.timestamp],
   );
-  await write(repoDir, 'metadata/timestamp.json', timestamp.toBytes());
+  await putFile(rogue.storage, `metadata/${targetsVersion}.targets.json`, forgedTargets);
+  await putFile(rogue.storage, `metadata/${snapshotVersion}.snapshot.json`, snapshot.toBytes());
+  await putFile(rogue.storage, 'metadata/timestamp.json', timestamp.toBytes());
+  await putFile(rogue.storage, targetBlobKey('daily.cvd', sha256(evil.bytes)), evil.bytes);
   io.stdout(
-    "   the origin's online keys signed snapshot v1 and timestamp v1; published in consistent-snapshot layout\n",
+    `   Worse: they also stole the origin's online keys, and ${rogue.name} serves the draft as targets v${targetsVersion},`,
+  );
+  io.stdout(
+    '   signed by alice alone, under a snapshot and timestamp that the online keys really signed.',
+  );
+  io.stdout(
+    `   The client (a copy: the demo goes on with the original) updates from ${rogue.name}:`,
+  );
+  try {
+    await update(
+      {
+        installDir,
+        stateDir: join(client, basename(paths.state)),
+        mirrors: [{ name: rogue.name, url: rogue.url }],
+      },
+      network.trustedRoot,
+    );
+  } catch (error) {
+    io.stdout(`   ✔ refused: ${refusal(error, [rogue])}`);
+  }
+  if (!(await holds(join(installDir, 'daily.cvd'), installed))) {
+    io.stderr('   ✘ the installed daily.cvd changed — this is a bug');
+    return false;
+  }
+  io.stdout(
+    `   ✔ the installed daily.cvd is unchanged, byte for byte: targets need ${signed.threshold} publishers, whoever signs snapshot and timestamp`,
+  );
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((done) => {
+    const stop = (received: NodeJS.Signals) => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      done(received);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+/** How to run this very `cairn`: `cairn` when installed, else `node path/to/main.js`. */
+function cairnCommand(): string {
+  const script = process.argv[1];
+  if (script === undefined || basename(script) !== 'main.js') return 'cairn';
+  const shown = relative(process.cwd(), script);
+  return `node ${shown.startsWith('..') ? script : shown}`;
+}
+
+function printRunning(
+  io: CliIo,
+  paths: DemoPaths,
+  network: Network,
+  draftId: string | undefined,
+): void {
+  const cairn = cairnCommand();
+  const rel = (path: string) => relative(process.cwd(), path) || '.';
+  const [a, b] = network.mirrors;
+  io.stdout('\nThe network is running:');
+  io.stdout(`   origin     ${network.origin.url}   publishers push and sign here`);
+  for (const m of network.mirrors) {
+    io.stdout(`   ${m.name.padEnd(10)} ${m.edge.url}   serves ${rel(paths.repository)}, verified`);
+  }
+  io.stdout(`   logs       ${rel(paths.log)}`);
+  io.stdout('\nTry, in another terminal:');
+  const mirrorFlags = network.mirrors.map((m) => `--mirror ${m.name}=${m.edge.url}`).join(' ');
+  const tries: [string, string][] = [
+    [`curl ${a?.edge.url ?? ''}/health`, "a mirror's health: its name and the timestamp it serves"],
+    [
+      `curl -sI ${b?.edge.url ?? ''}/metadata/timestamp.json`,
+      'the HTTP a client sees: ETag, Cache-Control, X-Cairn-Mirror',
+    ],
+    [
+      `${cairn} status --origin ${network.origin.url}`,
+      "the origin's versions, and the thief's draft",
+    ],
+    [
+      `CAIRN_PASSPHRASE=${DEMO_PASSPHRASE} ${cairn} release show ${draftId ?? 'ID'} --origin ${network.origin.url} --key ${rel(join(paths.keys, 'bob.key'))}`,
+      "the thief's draft: what it changes, and its 1 signature of 2",
+    ],
+    [
+      `${cairn} update --dir ${rel(paths.install)} --state ${rel(paths.state)} ${mirrorFlags}`,
+      "the demo client's update, as a command: up to date, until a new release",
+    ],
+    [
+      `${cairn} mirror serve --dir ${rel(paths.repository)} --listen 127.0.0.1:0 --name my-mirror --trusted-root ${rel(join(paths.repository, 'metadata', '1.root.json'))}`,
+      'a third mirror of your own',
+    ],
+    [
+      `${cairn} demo${paths.dir === resolve('.cairn-demo') ? '' : ` --dir ${rel(paths.dir)}`}`,
+      'after Ctrl-C: the next release, as a delta',
+    ],
+  ];
+  for (const [command, what] of tries) {
+    io.stdout(`   ${command}`);
+    io.stdout(`      ${what}`);
+  }
+  io.stdout('\nCtrl-C stops the network.');
+}
+
+// ---------------------------------------------------------------------------------------------
+// cairn demo
+
+function parseDemoArgs(args: readonly string[]) {
+  try {
+    return parseArgs({
+      args: [...args],
+      options: {
+        dir: { type: 'string' },
+        'no-wait': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    throw new UsageError(`cairn demo: ${(e as Error).message} (usage: ${USAGE})`);
+  }
+}
+
+/** The targets version the origin has published, 0 before the first release. */
+async function publishedVersion(network: Network, keys: DemoKeys): Promise<number> {
+  const status = await new PublisherClient(network.origin.url, keys.alice).status();
+  return status.targets?.version ?? 0;
+}
+
+export async function runDemo(args: readonly string[], io: CliIo): Promise<number> {
+  const values = parseDemoArgs(args);
+  if (values.help === true) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const noWait = values['no-wait'] === true || (process.env[NO_WAIT_VARIABLE] ?? '') !== '';
+  const paths = demoPaths(resolve(values.dir ?? '.cairn-demo'));
+  const started = performance.now();
+  const state = await prepareDir(paths);
+  io.stdout(`Cairn demo: the whole network on this machine, kept in ${paths.dir}`);
+
+  io.stdout('\n1. The repository');
+  let keys: DemoKeys;
+  if (state === 'new') {
+    keys = await createKeys(paths);
+    await writeFile(paths.config, `${JSON.stringify(ORIGIN_CONFIG, null, 2)}\n`);
+    const config = await originConfig(paths);
+    await initRepository(openStore(config.storage), {
+      rootSigners: [keys['root-1'], keys['root-2']],
+      rootThreshold: config.policy.thresholds.root,
+      publishers: [keys.alice, keys.bob].map((k) => ({ keyid: k.keyid, key: k.publicKey })),
+      targetsThreshold: config.policy.thresholds.targets,
+      snapshotKey: { keyid: keys.snapshot.keyid, key: keys.snapshot.publicKey },
+      timestampKey: { keyid: keys.timestamp.keyid, key: keys.timestamp.publicKey },
+      rootExpiry: config.policy.expiry.root,
+      now: new Date(),
+    });
+    io.stdout(
+      `   new: root v1 in ${paths.repository}, signed by 2 root keys (a new root needs both)`,
+    );
+  } else {
+    keys = await readKeys(paths);
+    io.stdout(`   reused: the repository in ${paths.repository} and its keys`);
+  }
+  const short = (s: Ed25519Signer) => s.keyid.slice(0, 12);
+  io.stdout(
+    `   publishers alice (${short(keys.alice)}) and bob (${short(keys.bob)}): both must sign every release — the two-person rule, enforced by signatures`,
+  );
+  io.stdout(
+    `   the origin's online keys sign snapshot (${short(keys.snapshot)}) and timestamp (${short(keys.timestamp)})`,
+  );
+  io.stdout(
+    `   these are demo keys in ${paths.keys}, under the passphrase "${DEMO_PASSPHRASE}": never use them for real data`,
   );
 
-  const server = await serveDirectory(repoDir);
+  const config = await originConfig(paths);
+  const network = await startNetwork(paths, config);
+  let draftId: string | undefined;
   try {
-    io.stdout(`4. A client fetches through the repository served at ${server.url}`);
-    const metadataDir = join(clientDir, 'metadata');
-    const targetDir = join(clientDir, 'targets');
-    await initTrustedRoot(metadataDir, rootBytes);
-    io.stdout('   it trusts root v1, shipped with it out of band');
-    const client = createTufClient({
-      metadataDir,
-      metadataUrl: `${server.url}metadata/`,
-      targetBaseUrl: `${server.url}targets/`,
-    });
-    await client.refresh();
-    const trusted = client.trusted;
+    io.stdout('\n2. The network, on 127.0.0.1');
     io.stdout(
-      `   ✔ root v${trusted?.root.signed.version ?? '?'}: no newer root; signed by 2 of 2 root keys, not expired`,
+      `   origin     ${network.origin.url}   publishers push and sign here; it writes the repository directory`,
     );
-    io.stdout(
-      `   ✔ timestamp v${trusted?.timestamp?.signed.version ?? '?'}: signed by the timestamp key, fresh until ${timestamp.signed.expires.toISOString()}`,
-    );
-    io.stdout(
-      `   ✔ snapshot v${trusted?.snapshot?.signed.version ?? '?'}: hash and length match the timestamp, signed by the snapshot key`,
-    );
-    io.stdout(
-      `   ✔ targets v${trusted?.targets?.signed.version ?? '?'}: signed by alice and bob, version matches the snapshot`,
-    );
-    for (const path of files.keys()) {
-      const info = await client.getTargetInfo(path);
-      if (info === undefined) throw new Error(`${path} is not in the verified targets`);
-      const stored = await downloadTargetTo(client, info, targetDir);
+    for (const m of network.mirrors) {
       io.stdout(
-        `   ✔ ${path}: ${info.length} bytes, sha256 and sha512 verified, installed at ${stored.path}`,
+        `   ${m.name.padEnd(10)} ${m.edge.url}   an edge mirror on Node over that directory; checks all metadata against root v1 before serving it`,
       );
     }
 
-    io.stdout('\n5. Attack: someone with write access to the storage replaces daily.cvd.');
-    const daily = files.get('daily.cvd') ?? new Uint8Array();
-    const dailyInfo = targetInfos.find((t) => t.path === 'daily.cvd');
-    const evil = new TextEncoder().encode(
-      new TextDecoder().decode(daily).replace('Win.Trojan', 'Win.Clean!'),
-    );
-    await write(
-      repoDir,
-      `targets/${targetName('daily.cvd', dailyInfo?.hashes.sha256 ?? '')}`,
-      evil,
-    );
-    const installedBefore = await readFile(join(targetDir, 'daily.cvd'));
-    try {
-      await client.downloadTarget(dailyInfo ?? targetInfos[0]!);
-      io.stderr('   ✘ the tampered file was accepted — this is a bug');
-      return 1;
-    } catch (e) {
-      if (!isVerifyError(e)) throw e;
-      io.stdout(`   ✔ refused: ${e.code} — ${e.message}`);
+    let step = 3;
+    const before = await publishedVersion(network, keys);
+    if (before === 0) {
+      await publishRelease(io, paths, network, keys, 1, step++);
+      await runUpdate(
+        io,
+        paths,
+        network,
+        step++,
+        'The client updates through the mirrors; all it trusts is root v1, shipped with it',
+      );
     }
-    const installedAfter = await readFile(join(targetDir, 'daily.cvd'));
-    io.stdout(
-      `   ✔ the installed daily.cvd is unchanged (${Buffer.compare(installedBefore, installedAfter) === 0 ? 'byte for byte' : 'CHANGED'})`,
+    await publishRelease(io, paths, network, keys, Math.max(before, 1) + 1, step++);
+    await runUpdate(
+      io,
+      paths,
+      network,
+      step++,
+      before === 0
+        ? 'The client updates again: deltas'
+        : 'The client updates through the mirrors, from the release it installed last time',
     );
 
-    io.stdout('\n6. Attack: one insider publishes a release signed by alice alone.');
-    const rogue = await signMetadata(
-      new Metadata(
-        buildTargets({ version: 2, expires: expires(30), targets: [dailyInfo ?? targetInfos[0]!] }),
-      ),
-      [alice],
-    );
-    const rogueBytes = rogue.toBytes();
-    await write(repoDir, 'metadata/2.targets.json', rogueBytes);
-    const snapshot2 = await signMetadata(
-      new Metadata(
-        buildSnapshot({
-          version: 2,
-          expires: expires(7),
-          meta: { 'targets.json': await describeMetadata(nodeHashPort, 2, rogueBytes) },
-        }),
-      ),
-      [snapshotKey],
-    );
-    await write(repoDir, 'metadata/2.snapshot.json', snapshot2.toBytes());
-    const timestamp2 = await signMetadata(
-      new Metadata(
-        buildTimestamp({
-          version: 2,
-          expires: expires(1),
-          snapshot: await describeMetadata(nodeHashPort, 2, snapshot2.toBytes(), {
-            length: true,
-            hashes: true,
-          }),
-        }),
-      ),
-      [timestampKey],
-    );
-    await write(repoDir, 'metadata/timestamp.json', timestamp2.toBytes());
-    const trustedTargetsBefore = await readFile(join(metadataDir, 'targets.json'));
+    const rogueStorage = join(paths.attack, 'mirror-x');
+    await mkdir(rogueStorage, { recursive: true });
+    const rogueEdge = await startEdge({
+      config: parseEdgeConfig({ CAIRN_MIRROR_NAME: 'mirror-x', CAIRN_TIMESTAMP_MAX_AGE: '0' }),
+      store: await storeFromOptions({ dir: rogueStorage }),
+      log: (entry) => network.log('mirror-x', entry),
+    });
     try {
-      await createTufClient({ metadataDir, metadataUrl: `${server.url}metadata/` }).refresh();
-      io.stderr('   ✘ a release with one publisher signature was accepted — this is a bug');
-      return 1;
-    } catch (e) {
-      if (!isVerifyError(e)) throw e;
-      io.stdout(`   ✔ refused: ${e.code} — ${e.message}`);
+      const attacks: Attacks = {
+        network,
+        paths,
+        keys,
+        rogue: { name: 'mirror-x', url: rogueEdge.url, storage: rogueStorage },
+      };
+      if (!(await attackTamperedFile(io, attacks, step++))) return 1;
+      if (!(await attackStolenKey(io, attacks, step++))) return 1;
+      draftId = (await new PublisherClient(network.origin.url, keys.alice).status()).draft?.id;
+    } finally {
+      await rogueEdge.close();
     }
-    const trustedTargetsAfter = await readFile(join(metadataDir, 'targets.json'));
-    io.stdout(
-      `   ✔ the client still trusts targets v1 (${Buffer.compare(trustedTargetsBefore, trustedTargetsAfter) === 0 ? 'unchanged on disk' : 'CHANGED'})`,
-    );
 
-    io.stdout('\nDone. What to look at next:');
-    io.stdout(`   ls ${repoDir}/metadata`);
-    io.stdout('      the signed metadata, as any TUF client reads it');
-    io.stdout(`   ls ${clientDir}/metadata`);
-    io.stdout('      what the client trusts now');
-    io.stdout('   npm test');
-    io.stdout('      every check: vectors, attacks, interop with python-tuf and tuf-js');
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    if (noWait) {
+      io.stdout(`\n✔ done in ${seconds} s (--no-wait: the network stops here)`);
+      return 0;
+    }
+    io.stdout(`\n✔ done in ${seconds} s`);
+    // Listening before the line that invites Ctrl-C: a signal sent on reading it must count.
+    const stop = untilSignal();
+    printRunning(io, paths, network, draftId);
+    const signal = await stop;
+    io.stdout(`\n${signal}: stopping the network`);
+    await network.close();
+    io.stdout('✔ stopped');
     return 0;
   } finally {
-    await server.close();
+    await network.close();
   }
 }
