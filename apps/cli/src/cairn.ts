@@ -58,7 +58,8 @@ const update = () => import('./update-commands.js');
 
 export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   demo: {
-    summary: 'the whole network on this machine: origin, two mirrors, two co-signed releases, updates',
+    summary:
+      'the whole network on this machine: origin, two mirrors, two co-signed releases, updates',
     run: runDemo,
   },
   init: {
