@@ -33,6 +33,7 @@ import {
   type Terminal,
   type Usage,
 } from './command-support.js';
+import { progressBar, redrawLine, REDRAW_MS } from './progress.js';
 
 const EXIT_USAGE = 2;
 const EXIT_FAILED = 1;
@@ -497,15 +498,10 @@ const SYNC_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-/** Redraws at most this often, like the push progress bar. */
-const REDRAW_MS = 100;
-const BAR_WIDTH = 24;
-
 /** `copying  [######------------------]  12/48 objects  13.7 MiB`, redrawn in place. */
 export function renderSyncProgress(done: number, total: number, bytes: number): string {
   const fraction = total === 0 ? 1 : Math.min(1, done / total);
-  const filled = Math.round(fraction * BAR_WIDTH);
-  return `copying  [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]  ${done}/${total} objects  ${formatBytes(bytes)}`;
+  return `copying  ${progressBar(fraction)}  ${done}/${total} objects  ${formatBytes(bytes)}`;
 }
 
 /** Progress on a terminal only: in a pipe or a log file a redrawn line is noise. */
@@ -527,11 +523,7 @@ export class SyncProgressLine {
     this.#bytes += event.bytes;
     const now = this.#now();
     if (event.done < event.total && now - this.#drawnAt < REDRAW_MS) return;
-    let text = renderSyncProgress(event.done, event.total, this.#bytes);
-    const width = this.#terminal.columns;
-    if (width !== undefined && width > 0 && text.length >= width) text = text.slice(0, width - 1);
-    // \r back to the line's start, then erase what a longer earlier line left.
-    this.#terminal.write(`\r${text}\x1b[K`);
+    redrawLine(this.#terminal, renderSyncProgress(event.done, event.total, this.#bytes));
     this.#drawnAt = now;
     this.#drawn = true;
   };

@@ -1,7 +1,8 @@
 /**
  * The progress bar of `cairn push` and `cairn sign`: one line on standard error, redrawn in
  * place, per phase (hashing, uploading). Drawn only on a terminal: in a pipe or a log file
- * a bar is noise, so there it writes nothing at all.
+ * a bar is noise, so there it writes nothing at all. The bar and the redraw are shared with the
+ * download bar of `cairn update` and the copy bar of `cairn mirror sync`.
  */
 import { formatBytes, type Terminal } from './command-support.js';
 
@@ -13,8 +14,23 @@ const LABELS: Readonly<Record<ProgressPhase, string>> = {
 };
 
 /** Redraws at most this often: faster is invisible and costs terminal time on big pushes. */
-const REDRAW_MS = 100;
+export const REDRAW_MS = 100;
 const BAR_WIDTH = 24;
+
+/** `[######------------------]`: `fraction` (0 to 1) of the bar filled. */
+export function progressBar(fraction: number): string {
+  const filled = Math.round(fraction * BAR_WIDTH);
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+}
+
+/** Draws `text` over the terminal's current line, cut to fit its width. */
+export function redrawLine(terminal: Terminal, text: string): void {
+  const width = terminal.columns;
+  const fitted =
+    width !== undefined && width > 0 && text.length >= width ? text.slice(0, width - 1) : text;
+  // \r back to the line's start, then erase what a longer earlier line left.
+  terminal.write(`\r${fitted}\x1b[K`);
+}
 
 export interface ProgressLine {
   readonly phase: ProgressPhase;
@@ -27,8 +43,7 @@ export interface ProgressLine {
 /** `hashing    [######------------------]  25%  3.0 MiB / 12.0 MiB  1.5 MiB/s` */
 export function renderProgress(line: ProgressLine): string {
   const fraction = line.total === 0 ? 1 : Math.min(1, line.done / line.total);
-  const filled = Math.round(fraction * BAR_WIDTH);
-  const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+  const bar = progressBar(fraction);
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
   const rate =
     line.elapsedMs > 0 ? `  ${formatBytes(Math.round((line.done * 1000) / line.elapsedMs))}/s` : '';
@@ -73,11 +88,7 @@ export class ProgressBar {
 
   #draw(now: number): void {
     if (this.#last === undefined) return;
-    let text = renderProgress(this.#last);
-    const width = this.#terminal.columns;
-    if (width !== undefined && width > 0 && text.length >= width) text = text.slice(0, width - 1);
-    // \r back to the line's start, then erase what a longer earlier line left.
-    this.#terminal.write(`\r${text}\x1b[K`);
+    redrawLine(this.#terminal, renderProgress(this.#last));
     this.#drawnAt = now;
   }
 }

@@ -38,6 +38,7 @@ import {
   type Terminal,
   type Usage,
 } from './command-support.js';
+import { progressBar, redrawLine, REDRAW_MS } from './progress.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -529,10 +530,6 @@ export function mirrorFailedLine(label: string, reason: string): string {
   return `⚠ mirror ${label} failed (${reason}); trying the next one`;
 }
 
-/** Redraws at most this often, like the other progress bars. */
-const REDRAW_MS = 100;
-const BAR_WIDTH = 24;
-
 export interface DownloadProgress {
   readonly path: string;
   readonly kind: 'delta' | 'full';
@@ -544,8 +541,7 @@ export interface DownloadProgress {
 /** `main.cvd (delta)  [######------------------]  25%  3.0 MiB / 12.0 MiB  1.5 MiB/s` */
 export function renderDownloadProgress(line: DownloadProgress): string {
   const fraction = line.total <= 0 ? 1 : Math.min(1, line.bytes / line.total);
-  const filled = Math.round(fraction * BAR_WIDTH);
-  const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+  const bar = progressBar(fraction);
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
   const rate =
     line.elapsedMs > 0
@@ -578,11 +574,10 @@ export class DownloadProgressLine {
       this.#drawnAt = -Infinity;
     }
     if (bytes < total && now - this.#drawnAt < REDRAW_MS) return;
-    let text = renderDownloadProgress({ path, kind, bytes, total, elapsedMs: now - this.#started });
-    const width = this.#terminal.columns;
-    if (width !== undefined && width > 0 && text.length >= width) text = text.slice(0, width - 1);
-    // \r back to the line's start, then erase what a longer earlier line left.
-    this.#terminal.write(`\r${text}\x1b[K`);
+    redrawLine(
+      this.#terminal,
+      renderDownloadProgress({ path, kind, bytes, total, elapsedMs: now - this.#started }),
+    );
     this.#drawnAt = now;
     this.#drawn = true;
   }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startMinio, uniqueBucketName } from '@cairn/storage/testing/minio';
 import { publishedRepository, type PublishedRepository } from './support/published-repository.js';
+import { RELEASE_1, RELEASE_2 } from './support/releases.js';
 import { builtBin, runBuilt, type CliResult } from './support/run-cli.js';
 
 const cairn = builtBin('main');
@@ -22,15 +23,6 @@ const cairn = builtBin('main');
 let work: string;
 let repo: PublishedRepository;
 let rootFile: string;
-
-const RELEASE_1 = {
-  'main.cvd': Array.from({ length: 4000 }, (_, i) => `sig-${i}-0`).join('\n'),
-  'daily/a.cld': 'daily 1',
-};
-const RELEASE_2 = {
-  'main.cvd': Array.from({ length: 4000 }, (_, i) => `sig-${i}-${i === 99 ? 1 : 0}`).join('\n'),
-  'daily/a.cld': 'daily 2',
-};
 
 const sha256 = (bytes: string | Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 

@@ -17,18 +17,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireStateLock } from '@cairn/client/state-lock';
 import type { UpdateReport } from '@cairn/client/update';
 import { publishedRepository, type PublishedRepository } from './support/published-repository.js';
+import { RELEASE_1, RELEASE_2 } from './support/releases.js';
 import { builtBin, runBuilt, type CliResult } from './support/run-cli.js';
 
 const cairn = builtBin('main');
-
-const RELEASE_1 = {
-  'main.cvd': Array.from({ length: 4000 }, (_, i) => `sig-${i}-0`).join('\n'),
-  'daily/a.cld': 'daily 1',
-};
-const RELEASE_2 = {
-  'main.cvd': Array.from({ length: 4000 }, (_, i) => `sig-${i}-${i === 99 ? 1 : 0}`).join('\n'),
-  'daily/a.cld': 'daily 2',
-};
 
 const USAGE_HINT =
   '  hint: usage: cairn update --dir INSTALL_DIR --mirror URL... [--root FILE] [--state STATE_DIR] [--target NAME|GLOB...] [--no-deltas] [--timeout SECONDS] [--min-speed BYTES_PER_SECOND] [--config FILE] [--json | --quiet]';

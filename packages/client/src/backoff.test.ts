@@ -6,6 +6,7 @@ import {
   parseRetryAfter,
   type FailureVerdict,
 } from './backoff.js';
+import { fakeTime } from './testing/fake-time.js';
 
 describe('Backoff', () => {
   it('doubles the ceiling per retry from baseMs up to maxMs', () => {
@@ -84,19 +85,6 @@ describe('parseRetryAfter', () => {
 });
 
 describe('failover', () => {
-  /** A fake clock that sleeping advances, and a log of the sleeps. */
-  function fakeTime() {
-    const time = { t: 0, sleeps: [] as number[] };
-    return {
-      time,
-      now: () => time.t,
-      sleep: (ms: number) => {
-        time.sleeps.push(ms);
-        time.t += ms;
-        return Promise.resolve();
-      },
-    };
-  }
   const retry: FailureVerdict = { retry: true };
   const never: FailureVerdict = { retry: false };
 

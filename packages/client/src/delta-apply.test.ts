@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeDelta } from '@cairn/delta/encode';
 import { DeltaError } from '@cairn/delta/errors';
@@ -8,10 +7,13 @@ import { VerifyError } from '@cairn/verify/errors';
 import { TargetFile } from '@cairn/verify/metadata';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyDeltas, type DownloadedDelta } from './delta-apply.js';
-import { deltaTargetPath, parseDeltaStep, planTarget } from './delta-plan.js';
-import { ClientError } from './errors.js';
+import { parseDeltaStep, planTarget } from './delta-plan.js';
+import type { ClientError } from './errors.js';
 import { Installation, nodeInstallFileSystem, type InstallFileSystem } from './install.js';
 import { withStateLock } from './state-lock.js';
+import { deltaTargetFile } from './testing/delta-target.js';
+import { failure } from './testing/failure.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 const PATH = 'daily.cvd';
 
@@ -46,19 +48,7 @@ function signedTarget(bytes: Uint8Array): TargetFile {
 
 /** The `_delta/...` target the origin would list for `bytes` (a delta from `base` to `result`). */
 function deltaTarget(bytes: Uint8Array, base: Uint8Array, result: Uint8Array): TargetFile {
-  return new TargetFile({
-    path: deltaTargetPath(PATH, sha256(base)),
-    length: bytes.length,
-    hashes: { sha256: sha256(bytes) },
-    custom: {
-      cairn_delta: {
-        algorithm: 'copy-zstd',
-        target: PATH,
-        base: { sha256: sha256(base), length: base.length },
-        result: { sha256: sha256(result), length: result.length },
-      },
-    },
-  });
+  return deltaTargetFile(PATH, bytes, base, result);
 }
 
 function downloaded(bytes: Uint8Array, base: Uint8Array, result: Uint8Array): DownloadedDelta {
@@ -71,16 +61,6 @@ function downloaded(bytes: Uint8Array, base: Uint8Array, result: Uint8Array): Do
  * assertions exact and fast. */
 async function digestOf(path: string): Promise<string> {
   return sha256(new Uint8Array(await readFile(path)));
-}
-
-async function failure(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof ClientError) return e;
-    throw e;
-  }
-  throw new Error('expected a ClientError');
 }
 
 const V1 = database(4000, 1);
@@ -98,14 +78,14 @@ beforeAll(async () => {
 });
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-delta-apply-'));
+  dir = await makeTempDir('cairn-delta-apply-');
   basePath = join(dir, PATH);
   await writeFile(basePath, V1);
   temps = 0;
 });
 
 afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 const tempPathFor = () =>

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Backoff } from './backoff.js';
@@ -15,6 +13,10 @@ import {
 } from './download.js';
 import { ClientError } from './errors.js';
 import type { Mirror, RankedMirrors } from './mirrors.js';
+import { fakeTime } from './testing/fake-time.js';
+import { failure as clientFailure } from './testing/failure.js';
+import { TestServers, deadServerUrl } from './testing/test-servers.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 /** What a fake mirror saw of one request. */
 interface Seen {
@@ -37,19 +39,16 @@ interface FakeMirror {
   readonly server: Server;
 }
 
-const servers: Server[] = [];
+const servers = new TestServers();
 let dir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-download-'));
+  dir = await makeTempDir('cairn-download-');
 });
 
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  await rm(dir, { recursive: true, force: true });
+  await servers.closeAll();
+  await removeTempDir(dir);
 });
 
 async function fakeMirror(handle: Handler): Promise<FakeMirror> {
@@ -57,7 +56,7 @@ async function fakeMirror(handle: Handler): Promise<FakeMirror> {
   const clientClosed = new Promise<void>((resolve) => {
     closed = resolve;
   });
-  const server = createServer((req, res) => {
+  const { server, url } = await servers.start((req, res) => {
     fake.seen.push({
       path: req.url ?? '',
       range: req.headers.range,
@@ -66,10 +65,8 @@ async function fakeMirror(handle: Handler): Promise<FakeMirror> {
     req.socket.once('close', closed);
     fake.handle(req, res, fake);
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const fake: FakeMirror = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    url,
     seen: [],
     sent: 0,
     clientClosed,
@@ -77,15 +74,6 @@ async function fakeMirror(handle: Handler): Promise<FakeMirror> {
     server,
   };
   return fake;
-}
-
-/** A base URL where nothing listens: connections are refused. */
-async function deadMirrorUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return url;
 }
 
 function write(res: ServerResponse, fake: FakeMirror, bytes: Uint8Array, done?: () => void): void {
@@ -167,20 +155,6 @@ class FixedRanking implements RankedMirrors {
   }
 }
 
-/** A fake monotonic clock that sleeping advances, with a log of the sleeps. */
-function fakeTime() {
-  const time = { t: 0, sleeps: [] as number[] };
-  return {
-    time,
-    now: () => time.t,
-    sleep: (ms: number) => {
-      time.sleeps.push(ms);
-      time.t += ms;
-      return Promise.resolve();
-    },
-  };
-}
-
 function request(overrides: Partial<DownloadRequest> = {}): DownloadRequest {
   return {
     path: PATH,
@@ -204,14 +178,8 @@ function options(ranking: RankedMirrors, extra: Partial<DownloadOptions> = {}) {
   return { time, opts };
 }
 
-async function failure(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof ClientError) return e;
-    throw e;
-  }
-  throw new Error('expected the download to fail');
+function failure(promise: Promise<unknown>): Promise<ClientError> {
+  return clientFailure(promise, 'expected the download to fail');
 }
 
 async function onDisk(): Promise<Uint8Array> {
@@ -537,7 +505,7 @@ describe('downloadFromMirrors', () => {
       res.writeHead(404);
       res.end();
     });
-    const dead = await deadMirrorUrl();
+    const dead = await deadServerUrl();
     const [delivered, watch] = deliveredBy(1234);
     const broken = await fakeMirror(serveFile(CONTENT, { dieAfter: 1234, delivered }));
     const ranking = new FixedRanking([missing.url, dead, broken.url]);

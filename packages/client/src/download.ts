@@ -26,6 +26,7 @@ import {
   type Sleep,
 } from './backoff.js';
 import { ClientError, isClientError } from './errors.js';
+import { describeNetworkError, discardBody } from './http-fetcher.js';
 import { mirrorUrl, type Mirror, type RankedMirrors } from './mirrors.js';
 import { nodeHashPort } from './node-hash.js';
 
@@ -315,22 +316,6 @@ async function completeOnDisk(s: Settings): Promise<boolean> {
   }
 }
 
-/** Node's fetch wraps the real reason (ECONNRESET, "other side closed") in its `cause`. */
-function describeNetworkError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause;
-  if (cause instanceof Error && cause.message !== '') return `${error.message}: ${cause.message}`;
-  return error.message;
-}
-
-async function discard(body: ReadableStream<Uint8Array> | null): Promise<void> {
-  try {
-    await body?.cancel();
-  } catch {
-    // The connection is being dropped anyway.
-  }
-}
-
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+)$/;
 
 /**
@@ -460,7 +445,7 @@ async function checkResponse(
   const { length } = s.request;
   const status = `HTTP ${response.status}${response.statusText === '' ? '' : ` ${response.statusText}`}`;
   if (response.status === 429 || response.status === 503) {
-    await discard(response.body);
+    await discardBody(response.body);
     const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
     const after = retryAfterMs === undefined ? '' : `, retry after ${retryAfterMs / 1000} s`;
     throw fail(
@@ -483,7 +468,7 @@ async function checkResponse(
       Number(range[3]) !== length ||
       !identity
     ) {
-      await discard(response.body);
+      await discardBody(response.body);
       // Byte ranges that do not line up with the signed file cannot continue it.
       throw fail(
         'DOWNLOAD_FAILED',
@@ -495,14 +480,14 @@ async function checkResponse(
   } else if (response.status === 200) {
     start = 0;
   } else {
-    await discard(response.body);
+    await discardBody(response.body);
     // Server errors may pass; an answer such as 404 or 416 will not change within a run.
     throw fail('DOWNLOAD_FAILED', `${get}: ${status}`, { retry: response.status >= 500 });
   }
   // Content-Length counts encoded bytes; only without a content coding is it the body length.
   const declared = Number(response.headers.get('content-length') ?? Number.NaN);
   if (identity && declared > length - start) {
-    await discard(response.body);
+    await discardBody(response.body);
     throw fail(
       'TOO_LARGE',
       `${get}: Content-Length ${declared} is more than the ${length - start} bytes expected`,
@@ -528,7 +513,7 @@ async function receive(
   try {
     handle = await open(request.destination, offset > 0 ? 'a' : 'w');
   } catch (e) {
-    await discard(body);
+    await discardBody(body);
     throw e;
   }
   const reader = body?.getReader();

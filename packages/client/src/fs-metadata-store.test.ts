@@ -1,19 +1,19 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { utf8 } from '@cairn/verify/encoding';
 import { isTempName, tempPathFor } from './atomic-file.js';
 import { FsMetadataStore } from './fs-metadata-store.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 let dir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-store-'));
+  dir = await makeTempDir('cairn-store-');
 });
 
 afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
 describe('FsMetadataStore', () => {

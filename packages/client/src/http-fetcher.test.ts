@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { utf8 } from '@cairn/verify/encoding';
 import { VerifyError } from '@cairn/verify/errors';
 import { HttpFetcher } from './http-fetcher.js';
+import { failureOf } from './testing/failure.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -83,14 +84,8 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-async function failure(promise: Promise<unknown>): Promise<VerifyError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof VerifyError) return e;
-    throw e;
-  }
-  throw new Error('expected the fetch to fail');
+function failure(promise: Promise<unknown>): Promise<VerifyError> {
+  return failureOf(VerifyError, promise, 'expected the fetch to fail');
 }
 
 describe('HttpFetcher', () => {

@@ -17,15 +17,19 @@ export interface HttpFetcherOptions {
 /** Long enough for a slow mirror to start answering, short enough that a stalled one is left. */
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
 
-/** Node's fetch wraps the real reason (ECONNREFUSED, ENOTFOUND, ...) in its `cause`. */
-function describeNetworkError(error: unknown): string {
+/**
+ * The message of a fetch that failed before a response, or mid-body: Node's fetch wraps the real
+ * reason (ECONNREFUSED, ENOTFOUND, ECONNRESET, "other side closed") in its `cause`.
+ */
+export function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = error.cause;
   if (cause instanceof Error && cause.message !== '') return `${error.message}: ${cause.message}`;
   return error.message;
 }
 
-async function discard(body: ReadableStream<Uint8Array> | null): Promise<void> {
+/** Cancels a response body that will not be read, so its connection is let go. */
+export async function discardBody(body: ReadableStream<Uint8Array> | null): Promise<void> {
   try {
     await body?.cancel();
   } catch {
@@ -78,7 +82,7 @@ export class HttpFetcher implements Fetcher {
         throw failed(e);
       }
       if (!response.ok) {
-        await discard(response.body);
+        await discardBody(response.body);
         const status = `HTTP ${response.status}${response.statusText === '' ? '' : ` ${response.statusText}`}`;
         // 403 counts as absent: S3-style stores answer 403 for a missing key without list rights.
         const code =
@@ -89,7 +93,7 @@ export class HttpFetcher implements Fetcher {
       const encoding = response.headers.get('content-encoding');
       const declared = Number(response.headers.get('content-length') ?? Number.NaN);
       if ((encoding === null || encoding === 'identity') && declared > maxLength) {
-        await discard(response.body);
+        await discardBody(response.body);
         throw new VerifyError(
           'TOO_LARGE',
           `GET ${url}: Content-Length ${declared} is more than the ${maxLength} bytes allowed`,

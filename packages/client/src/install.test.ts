@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClientError } from './errors.js';
@@ -17,20 +16,22 @@ import {
 } from './install.js';
 import { acquireStateLock, withStateLock, type HeldStateLock } from './state-lock.js';
 import { runChild } from './testing/child-process.js';
+import { failure } from './testing/failure.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 let root: string;
 let installDir: string;
 let stateDir: string;
 
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'cairn-install-'));
+  root = await makeTempDir('cairn-install-');
   installDir = join(root, 'clamav');
   stateDir = join(root, 'state');
   await mkdir(installDir);
 });
 
 afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+  await removeTempDir(root);
 });
 
 const utf8 = new TextEncoder();
@@ -45,16 +46,6 @@ function sha256(bytes: Uint8Array): string {
 
 function meta(bytes: Uint8Array, version: number | null): InstallMeta {
   return { sha256: sha256(bytes), length: bytes.length, version };
-}
-
-async function failure(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof ClientError) return e;
-    throw e;
-  }
-  throw new Error('expected a ClientError');
 }
 
 async function bytesOf(path: string): Promise<Uint8Array> {

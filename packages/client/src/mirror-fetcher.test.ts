@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { utf8 } from '@cairn/verify/encoding';
@@ -22,6 +19,10 @@ import { FsMetadataStore } from './fs-metadata-store.js';
 import { METADATA_PATH, MirrorFetcher, type MirrorFetcherOptions } from './mirror-fetcher.js';
 import type { Mirror, RankedMirrors } from './mirrors.js';
 import { nodeHashPort } from './node-hash.js';
+import { fakeTime } from './testing/fake-time.js';
+import { failureOf } from './testing/failure.js';
+import { TestServers, deadServerUrl } from './testing/test-servers.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -34,26 +35,23 @@ interface FakeMirror {
   readonly requests: string[];
 }
 
-const servers: Server[] = [];
+const servers = new TestServers();
 let dir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-mirror-fetcher-'));
+  dir = await makeTempDir('cairn-mirror-fetcher-');
 });
 
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  await rm(dir, { recursive: true, force: true });
+  await servers.closeAll();
+  await removeTempDir(dir);
 });
 
 async function fakeMirror(
   files: Record<string, Uint8Array> = {},
   handle?: Handler,
 ): Promise<FakeMirror> {
-  const server = createServer((req, res) => {
+  const { url } = await servers.start((req, res) => {
     const path = (req.url ?? '').slice(1);
     fake.requests.push(path);
     if (fake.handle !== undefined) return fake.handle(req, res);
@@ -66,23 +64,13 @@ async function fakeMirror(
     res.writeHead(200, { 'content-length': bytes.length });
     res.end(bytes);
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const fake: FakeMirror = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    url,
     files: new Map(Object.entries(files)),
     handle,
     requests: [],
   };
   return fake;
-}
-
-async function deadMirrorUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return url;
 }
 
 function status(code: number, headers: Record<string, string> = {}): Handler {
@@ -114,28 +102,18 @@ class MovingRanking implements RankedMirrors {
 }
 
 function fetcherFor(ranking: RankedMirrors, extra: MirrorFetcherOptions = {}) {
-  const time = { t: 0, sleeps: [] as number[] };
+  const { time, now, sleep } = fakeTime();
   const fetcher = new MirrorFetcher(ranking, {
     backoff: new Backoff({ random: () => 0.5 }),
-    now: () => time.t,
-    sleep: (ms) => {
-      time.sleeps.push(ms);
-      time.t += ms;
-      return Promise.resolve();
-    },
+    now,
+    sleep,
     ...extra,
   });
   return { time, fetcher };
 }
 
-async function failure(promise: Promise<unknown>): Promise<VerifyError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof VerifyError) return e;
-    throw e;
-  }
-  throw new Error('expected the fetch to fail');
+function failure(promise: Promise<unknown>): Promise<VerifyError> {
+  return failureOf(VerifyError, promise, 'expected the fetch to fail');
 }
 
 const TS = 'metadata/timestamp.json';
@@ -191,7 +169,7 @@ describe('MirrorFetcher', () => {
   });
 
   it('rejects with NOT_FOUND when the only mirror that answered said 404', async () => {
-    const dead = await deadMirrorUrl();
+    const dead = await deadServerUrl();
     const a = await fakeMirror({});
     const busy = await fakeMirror({}, status(503, { 'retry-after': '1' }));
     const { fetcher } = fetcherFor(new MovingRanking([dead, a.url, busy.url]));
@@ -220,7 +198,7 @@ describe('MirrorFetcher', () => {
       res.writeHead(200);
       res.end(BYTES);
     });
-    const dead = await deadMirrorUrl();
+    const dead = await deadServerUrl();
     const { time, fetcher } = fetcherFor(new MovingRanking([a.url, dead]), {
       maxAttemptsPerMirror: 2,
     });

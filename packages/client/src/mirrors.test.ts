@@ -1,7 +1,5 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { utf8 } from '@cairn/verify/encoding';
@@ -19,6 +17,8 @@ import {
   type Mirror,
   type MirrorProbe,
 } from './mirrors.js';
+import { TestServers, deadServerUrl } from './testing/test-servers.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 function caught(fn: () => unknown): ClientError {
   try {
@@ -243,24 +243,21 @@ interface FakeMirror {
   handle: Handler;
 }
 
-const servers: Server[] = [];
+const servers = new TestServers();
 let dir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-mirrors-'));
+  dir = await makeTempDir('cairn-mirrors-');
 });
 
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  await rm(dir, { recursive: true, force: true });
+  await servers.closeAll();
+  await removeTempDir(dir);
 });
 
 /** A node:http server standing in for a mirror's /metadata/timestamp.json. */
 async function fakeMirror(handle: Handler): Promise<FakeMirror> {
-  const server = createServer((req, res) => {
+  const { url } = await servers.start((req, res) => {
     fake.requests++;
     if (req.url !== '/metadata/timestamp.json') {
       res.writeHead(404);
@@ -269,10 +266,8 @@ async function fakeMirror(handle: Handler): Promise<FakeMirror> {
     }
     void fake.handle(req, res);
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const fake: FakeMirror = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    url,
     requests: 0,
     handle,
   };
@@ -284,14 +279,6 @@ function timestamp(version: number): Handler {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ signed: { _type: 'timestamp', version }, signatures: [] }));
   };
-}
-
-async function deadMirrorUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return url;
 }
 
 function asMirrors(urls: readonly string[]): Mirror[] {
@@ -340,7 +327,7 @@ describe('MirrorSelector', () => {
       res.writeHead(503, { 'retry-after': '5' });
       res.end();
     });
-    const dead = await deadMirrorUrl();
+    const dead = await deadServerUrl();
     const selector = new MirrorSelector({
       candidates: asMirrors([dead, stale.url, slow.url, unreadable.url, fast.url, busy.url]),
       monotonic: clock.now,

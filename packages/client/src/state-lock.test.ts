@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ClientError, isClientError } from './errors.js';
+import { isClientError, type ClientError } from './errors.js';
 import {
   acquireStateLock,
   isStaleHolder,
@@ -12,25 +12,38 @@ import {
   type LockHolder,
 } from './state-lock.js';
 import { runChild, startChild } from './testing/child-process.js';
+import { failure } from './testing/failure.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 let dir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-state-lock-'));
+  dir = await makeTempDir('cairn-state-lock-');
 });
 
 afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
-async function failure(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof ClientError) return e;
-    throw e;
-  }
-  throw new Error('expected a ClientError');
+/**
+ * Two withStateLock calls on `dir` at once. The winner holds the lock until the first call to
+ * settle has, so `first` is the loser's rejection ('ran' had both got in); `results` are both,
+ * once the winner has let go.
+ */
+async function twoAtOnce(): Promise<{ first: unknown; results: PromiseSettledResult<void>[] }> {
+  let release!: () => void;
+  const hold = new Promise<void>((resolve) => (release = resolve));
+  const attempts = [withStateLock(dir, () => hold), withStateLock(dir, () => hold)];
+  const first = await Promise.race(
+    attempts.map((p) =>
+      p.then(
+        () => 'ran',
+        (e: unknown) => e,
+      ),
+    ),
+  );
+  release();
+  return { first, results: await Promise.allSettled(attempts) };
 }
 
 async function lockContent(): Promise<LockHolder> {
@@ -111,21 +124,8 @@ describe('withStateLock', () => {
   });
 
   it('lets exactly one of two concurrent updaters in', async () => {
-    let release!: () => void;
-    const hold = new Promise<void>((resolve) => (release = resolve));
-    const attempts = [withStateLock(dir, () => hold), withStateLock(dir, () => hold)];
-    // The winner waits on `hold`, so the first to settle is the loser.
-    const first = await Promise.race(
-      attempts.map((p) =>
-        p.then(
-          () => 'ran',
-          (e: unknown) => e,
-        ),
-      ),
-    );
+    const { first, results } = await twoAtOnce();
     expect(isClientError(first, 'LOCKED')).toBe(true);
-    release();
-    const results = await Promise.allSettled(attempts);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
     expect(await readdir(dir)).toEqual([]);
@@ -187,22 +187,10 @@ describe('stale locks', () => {
   it('lets exactly one of two concurrent takers win a stale lock', async () => {
     const dead = await deadPid();
     await writeLock(holder({ pid: dead }));
-    let release!: () => void;
-    const hold = new Promise<void>((resolve) => (release = resolve));
-    const attempts = [withStateLock(dir, () => hold), withStateLock(dir, () => hold)];
-    const first = await Promise.race(
-      attempts.map((p) =>
-        p.then(
-          () => 'ran',
-          (e: unknown) => e,
-        ),
-      ),
-    );
+    const { first, results } = await twoAtOnce();
     expect(isClientError(first, 'LOCKED')).toBe(true);
     // The loser names the winner (this process), not the dead holder.
     expect((first as ClientError).message).toContain(`pid ${process.pid} since`);
-    release();
-    const results = await Promise.allSettled(attempts);
     expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
     expect(await readdir(dir)).toEqual([]);
   });

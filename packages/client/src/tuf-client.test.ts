@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { utf8 } from '@cairn/verify/encoding';
@@ -20,25 +19,21 @@ import {
   targetFilePath,
   type TargetDownloader,
 } from './tuf-client.js';
+import { failureOf } from './testing/failure.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 let dir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-tuf-client-'));
+  dir = await makeTempDir('cairn-tuf-client-');
 });
 
 afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 });
 
-async function failure(promise: Promise<unknown>): Promise<VerifyError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof VerifyError) return e;
-    throw e;
-  }
-  throw new Error('expected a VerifyError');
+function failure(promise: Promise<unknown>): Promise<VerifyError> {
+  return failureOf(VerifyError, promise);
 }
 
 describe('initTrustedRoot', () => {

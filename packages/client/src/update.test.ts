@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { encodeDelta } from '@cairn/delta/encode';
 import { utf8 } from '@cairn/verify/encoding';
-import { TargetFile } from '@cairn/verify/metadata';
+import type { TargetFile } from '@cairn/verify/metadata';
 import {
   buildRoot,
   buildSnapshot,
@@ -20,7 +18,6 @@ import { Ed25519Signer, type Signer } from '@cairn/verify/signer';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deltaTargetPath } from './delta-plan.js';
 import { mirrorPathOfTarget } from './download.js';
-import { ClientError } from './errors.js';
 import { nodeHashPort } from './node-hash.js';
 import {
   MIRROR_LIST_FILE,
@@ -29,6 +26,10 @@ import {
   type UpdateEvent,
   type UpdaterConfig,
 } from './update.js';
+import { deltaTargetFile } from './testing/delta-target.js';
+import { failure } from './testing/failure.js';
+import { TestServers } from './testing/test-servers.js';
+import { makeTempDir, removeTempDir } from './testing/temp-dir.js';
 
 const DAY = 86_400_000;
 
@@ -120,23 +121,7 @@ class TestRepository {
       this.files.set(mirrorPathOfTarget(target), bytes);
     };
     const addDelta = (path: string, base: Uint8Array, result: Uint8Array, delta: Uint8Array) =>
-      // apps/origin/src/deltas.ts deltaTargetFile
-      add(
-        new TargetFile({
-          path: deltaTargetPath(path, sha256(base)),
-          length: delta.length,
-          hashes: { sha256: sha256(delta) },
-          custom: {
-            cairn_delta: {
-              algorithm: 'copy-zstd',
-              target: path,
-              base: { sha256: sha256(base), length: base.length },
-              result: { sha256: sha256(result), length: result.length },
-            },
-          },
-        }),
-        delta,
-      );
+      add(deltaTargetFile(path, delta, base, result), delta);
     for (const [path, bytes] of Object.entries(release.files)) {
       add(
         await describeTarget(nodeHashPort, path, bytes, { algorithms: ['sha256', 'sha512'] }),
@@ -231,23 +216,20 @@ interface FakeMirror {
   reachedGate: (() => void) | undefined;
 }
 
-const servers: Server[] = [];
+const servers = new TestServers();
 let dir: string;
 let installDir: string;
 let stateDir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cairn-update-'));
+  dir = await makeTempDir('cairn-update-');
   installDir = join(dir, 'install');
   stateDir = join(dir, 'state');
 });
 
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-  await rm(dir, { recursive: true, force: true });
+  await servers.closeAll();
+  await removeTempDir(dir);
 });
 
 function send(req: IncomingMessage, res: ServerResponse, bytes: Uint8Array): void {
@@ -271,7 +253,7 @@ function send(req: IncomingMessage, res: ServerResponse, bytes: Uint8Array): voi
 }
 
 async function fakeMirror(repo: TestRepository): Promise<FakeMirror> {
-  const server = createServer((req, res) => {
+  const { server, url } = await servers.start((req, res) => {
     const path = (req.url ?? '/').slice(1);
     fake.requests.push({ path, range: req.headers.range });
     const answer = async (): Promise<void> => {
@@ -291,10 +273,8 @@ async function fakeMirror(repo: TestRepository): Promise<FakeMirror> {
     };
     void answer();
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const fake: FakeMirror = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    url,
     server,
     requests: [],
     override: undefined,
@@ -304,10 +284,8 @@ async function fakeMirror(repo: TestRepository): Promise<FakeMirror> {
   return fake;
 }
 
-async function stop(mirror: FakeMirror): Promise<void> {
-  mirror.server.closeAllConnections();
-  await new Promise<void>((resolve) => mirror.server.close(() => resolve()));
-  servers.splice(servers.indexOf(mirror.server), 1);
+function stop(mirror: FakeMirror): Promise<void> {
+  return servers.stop(mirror.server);
 }
 
 function configFor(
@@ -339,16 +317,6 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-async function failure(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof ClientError) return e;
-    throw e;
-  }
-  throw new Error('expected a ClientError');
-}
-
 /** The events without the mirrors' round-trip times, which no test can know. */
 function withoutRtt(events: readonly UpdateEvent[]): unknown[] {
   return events.map((e) => {
@@ -361,6 +329,23 @@ function withoutRtt(events: readonly UpdateEvent[]): unknown[] {
 const DAILY_V1 = database('Win.Trojan', 3000, 1);
 const DAILY_V2 = database('Win.Trojan', 3000, 2);
 const MAIN_V1 = database('Unix.Worm', 1500, 1);
+
+/**
+ * A repository whose daily.cvd DAILY_V1 is installed through one fake mirror, then DAILY_V2
+ * published with a delta from DAILY_V1 (`deltaBytes` in place of the encoded delta, when given).
+ */
+async function installedV1ThenV2WithDelta(deltaBytes?: Release['deltaBytes']) {
+  const repo = await TestRepository.create();
+  await repo.publish({ files: { 'daily.cvd': DAILY_V1 } });
+  const mirror = await fakeMirror(repo);
+  await update(configFor(repo, [mirror]));
+  await repo.publish({
+    files: { 'daily.cvd': DAILY_V2 },
+    deltasFrom: { 'daily.cvd': [DAILY_V1] },
+    ...(deltaBytes === undefined ? {} : { deltaBytes }),
+  });
+  return { repo, mirror };
+}
 
 describe('createUpdater().update() against fake mirrors', () => {
   it('first install: full files from the fake mirror, verified, events in order', async () => {
@@ -619,14 +604,7 @@ describe('createUpdater().update() against fake mirrors', () => {
   });
 
   it('with deltas: false, downloads the full file even when a delta is listed', async () => {
-    const repo = await TestRepository.create();
-    await repo.publish({ files: { 'daily.cvd': DAILY_V1 } });
-    const mirror = await fakeMirror(repo);
-    await update(configFor(repo, [mirror]));
-    await repo.publish({
-      files: { 'daily.cvd': DAILY_V2 },
-      deltasFrom: { 'daily.cvd': [DAILY_V1] },
-    });
+    const { repo, mirror } = await installedV1ThenV2WithDelta();
     const { report } = await update(configFor(repo, [mirror], { deltas: false }));
     expect(report.files).toEqual([
       {
@@ -643,14 +621,7 @@ describe('createUpdater().update() against fake mirrors', () => {
   });
 
   it('a corrupt delta on the fake mirror: mirror demoted, fallback to the full file, verified', async () => {
-    const repo = await TestRepository.create();
-    await repo.publish({ files: { 'daily.cvd': DAILY_V1 } });
-    const mirror = await fakeMirror(repo);
-    await update(configFor(repo, [mirror]));
-    await repo.publish({
-      files: { 'daily.cvd': DAILY_V2 },
-      deltasFrom: { 'daily.cvd': [DAILY_V1] },
-    });
+    const { repo, mirror } = await installedV1ThenV2WithDelta();
     const delta = repo.delta('daily.cvd', DAILY_V1);
     const deltaPath = mirrorPathOfTarget(delta);
     mirror.override = (path) => {
@@ -709,16 +680,10 @@ describe('createUpdater().update() against fake mirrors', () => {
   });
 
   it('a signed delta that does not rebuild the target: fallback (DELTA_FAILED) to the full file', async () => {
-    const repo = await TestRepository.create();
-    await repo.publish({ files: { 'daily.cvd': DAILY_V1 } });
-    const mirror = await fakeMirror(repo);
-    await update(configFor(repo, [mirror]));
     // A well-formed delta to some other file, listed as the delta to v2.
-    await repo.publish({
-      files: { 'daily.cvd': DAILY_V2 },
-      deltasFrom: { 'daily.cvd': [DAILY_V1] },
-      deltaBytes: (_path, base) => encodeDelta(base, database('Win.Trojan', 3000, 9)),
-    });
+    const { repo, mirror } = await installedV1ThenV2WithDelta((_path, base) =>
+      encodeDelta(base, database('Win.Trojan', 3000, 9)),
+    );
     const delta = repo.delta('daily.cvd', DAILY_V1);
 
     const { report, events } = await update(configFor(repo, [mirror]));
