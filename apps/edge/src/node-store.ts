@@ -6,22 +6,13 @@
 import { resolve } from 'node:path';
 import type { BlobStore } from '@cairn/storage/blob-store';
 import { FsBlobStore } from '@cairn/storage/fs-store';
+import type { S3BlobStoreOptions } from '@cairn/storage/s3-store';
 
-export interface S3StoreOptions {
-  readonly bucket: string;
-  /** The service's URL; absent for AWS S3. */
-  readonly endpoint?: string | undefined;
-  /** Default `us-east-1`; R2 takes `auto`. */
-  readonly region?: string | undefined;
-  /** Absent: the AWS SDK's own chain (environment, profile, instance role). */
-  readonly credentials?:
-    | {
-        readonly accessKeyId: string;
-        readonly secretAccessKey: string;
-        readonly sessionToken?: string | undefined;
-      }
-    | undefined;
-}
+/** The S3 settings a mirror takes: the origin's, with the SDK's defaults for the rest. */
+export type S3StoreOptions = Pick<
+  S3BlobStoreOptions,
+  'bucket' | 'endpoint' | 'region' | 'credentials'
+>;
 
 export type NodeStoreOptions = { readonly dir: string } | { readonly s3: S3StoreOptions };
 
