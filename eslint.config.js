@@ -45,10 +45,15 @@ export default tseslint.config(
       // The apply side of the delta codec; the encoder and the Node adapters may use Node.
       'packages/delta/src/{apply,format,errors,limits,sha256,zstd}.ts',
       'packages/delta/src/testing/{inputs,craft}.ts',
+      'packages/tlog/src/**/*.ts',
       // The edge runs in workerd; its Node entry points are named node*.ts.
       'apps/edge/src/**/*.ts',
     ],
-    ignores: ['apps/edge/src/node*.ts', 'apps/edge/src/**/*.test.ts'],
+    ignores: [
+      'apps/edge/src/node*.ts',
+      'apps/edge/src/**/*.test.ts',
+      'packages/tlog/src/**/*.test.ts',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',
