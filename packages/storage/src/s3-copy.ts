@@ -4,6 +4,9 @@
  * UploadPartCopy ranges, how long a copy may take, and running parts a few at a time.
  * Web-standard only: the Worker adapter uses it too.
  */
+import type { CopyOptions, ObjectInfo } from './blob-store.js';
+import { StorageError } from './errors.js';
+import { notFound, preconditionFailed } from './options.js';
 
 const MiB = 1024 * 1024;
 
@@ -106,4 +109,46 @@ export async function forEachLimited<T, R>(
   );
   if (failure !== undefined) throw failure.reason;
   return results;
+}
+
+/** What an S3 adapter does for one attempt of a copy, given the source's info as seen. */
+export interface CopySteps {
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** One CopyObject; only for a plain (not create-only) copy up to the threshold. */
+  copyObject(source: ObjectInfo, to: string, contentType: string | undefined): Promise<ObjectInfo>;
+  /** A multipart copy whose completion carries the destination's condition. */
+  copyInParts(source: ObjectInfo, to: string, options: CopyOptions): Promise<ObjectInfo>;
+  readonly multipartCopyThreshold: number;
+}
+
+/**
+ * The copy loop both S3 adapters run: head the source, copy the version seen (each request
+ * pinned to its etag), and start over if it changed meanwhile — unless the caller pinned the
+ * source with `sourceIfMatch`, which then has failed. Three attempts, then UNAVAILABLE.
+ */
+export async function copyPinned(
+  from: string,
+  to: string,
+  options: CopyOptions,
+  steps: CopySteps,
+): Promise<ObjectInfo> {
+  const { sourceIfMatch } = options;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const source = await steps.head(from);
+    if (source === undefined) throw notFound(from);
+    if (sourceIfMatch !== undefined && source.etag !== sourceIfMatch) {
+      throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
+    }
+    try {
+      return options.ifNoneMatch === undefined && source.size <= steps.multipartCopyThreshold
+        ? await steps.copyObject(source, to, options.contentType)
+        : await steps.copyInParts(source, to, options);
+    } catch (error) {
+      if (!(error instanceof SourceChangedError)) throw error;
+      if (sourceIfMatch !== undefined) {
+        throw preconditionFailed(from, 'the etag does not match sourceIfMatch', error);
+      }
+    }
+  }
+  throw new StorageError('UNAVAILABLE', `copy ${from}: the object kept changing while copied`);
 }

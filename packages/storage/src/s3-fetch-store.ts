@@ -54,6 +54,7 @@ import {
   MAX_SINGLE_COPY_BYTES,
   MIN_COPY_PART_BYTES,
   planCopyParts,
+  copyPinned,
   SourceChangedError,
   type CopyPart,
 } from './s3-copy.js';
@@ -407,25 +408,12 @@ export class S3FetchBlobStore implements BlobStore {
   async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
     checkCopyOptions(from, to, options);
     if (options.contentType !== undefined) checkContentType(options.contentType);
-    const { sourceIfMatch } = options;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const source = await this.head(from);
-      if (source === undefined) throw notFound(from);
-      if (sourceIfMatch !== undefined && source.etag !== sourceIfMatch) {
-        throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
-      }
-      try {
-        return options.ifNoneMatch === undefined && source.size <= this.#multipartCopyThreshold
-          ? await this.#copyObject(source, to, options.contentType)
-          : await this.#copyInParts(source, to, options);
-      } catch (error) {
-        if (!(error instanceof SourceChangedError)) throw error;
-        if (sourceIfMatch !== undefined) {
-          throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
-        }
-      }
-    }
-    throw new StorageError('UNAVAILABLE', `copy ${from}: the object kept changing while copied`);
+    return copyPinned(from, to, options, {
+      head: (key) => this.head(key),
+      copyObject: (source, target, contentType) => this.#copyObject(source, target, contentType),
+      copyInParts: (source, target, copyOptions) => this.#copyInParts(source, target, copyOptions),
+      multipartCopyThreshold: this.#multipartCopyThreshold,
+    });
   }
 
   async #copyObject(

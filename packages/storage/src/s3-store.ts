@@ -65,6 +65,7 @@ import {
   MAX_SINGLE_COPY_BYTES,
   MIN_COPY_PART_BYTES,
   planCopyParts,
+  copyPinned,
   SourceChangedError,
   type CopyPart,
 } from './s3-copy.js';
@@ -586,25 +587,12 @@ export class S3BlobStore implements BlobStore {
    */
   async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
     checkCopyOptions(from, to, options);
-    const { sourceIfMatch } = options;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const source = await this.head(from);
-      if (source === undefined) throw notFound(from);
-      if (sourceIfMatch !== undefined && source.etag !== sourceIfMatch) {
-        throw preconditionFailed(from, 'the etag does not match sourceIfMatch');
-      }
-      try {
-        return options.ifNoneMatch === undefined && source.size <= this.#multipartCopyThreshold
-          ? await this.#copyObject(source, to, options.contentType)
-          : await this.#copyInParts(source, to, options);
-      } catch (e) {
-        if (!(e instanceof SourceChangedError)) throw e;
-        if (sourceIfMatch !== undefined) {
-          throw preconditionFailed(from, 'the etag does not match sourceIfMatch', e);
-        }
-      }
-    }
-    throw new StorageError('UNAVAILABLE', `copy ${from}: the object kept changing while copied`);
+    return copyPinned(from, to, options, {
+      head: (key) => this.head(key),
+      copyObject: (source, target, contentType) => this.#copyObject(source, target, contentType),
+      copyInParts: (source, target, copyOptions) => this.#copyInParts(source, target, copyOptions),
+      multipartCopyThreshold: this.#multipartCopyThreshold,
+    });
   }
 
   async #copyObject(
