@@ -53,6 +53,7 @@ export default tseslint.config(
       'apps/edge/src/node*.ts',
       'apps/edge/src/**/*.test.ts',
       'packages/tlog/src/**/*.test.ts',
+      'packages/tlog/src/node*.ts',
     ],
     rules: {
       'no-restricted-imports': [

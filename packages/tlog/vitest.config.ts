@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 180_000,
     include: ['src/**/*.test.ts'],
     environment: 'node',
+    setupFiles: ['src/testing-node-setup.ts'],
+    provide: { expectedRuntime: 'node' },
   },
 });

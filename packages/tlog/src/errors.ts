@@ -27,7 +27,17 @@ export type TlogErrorCode =
   /** The checkpoint names a different origin than the one expected. */
   | 'WRONG_ORIGIN'
   /** More bytes, lines or signatures than a limit in limits.ts allows. */
-  | 'TOO_LARGE';
+  | 'TOO_LARGE'
+  /** A log entry that is not a canonical Cairn metadata entry. */
+  | 'MALFORMED_ENTRY'
+  /** Two signed checkpoints of the same log that cannot both be true: a fork (split view). */
+  | 'SPLIT_VIEW'
+  /** A log file (checkpoint, tile, entry bundle) the store or mirror does not have. */
+  | 'NOT_FOUND'
+  /** Another writer holds the append lease and did not release it in time. */
+  | 'LOCKED'
+  /** The checkpoint changed under an append more times than the writer retries. */
+  | 'CONFLICT';
 
 export class TlogError extends Error {
   override readonly name = 'TlogError';
