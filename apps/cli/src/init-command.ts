@@ -1,13 +1,20 @@
 /**
- * `cairn init`: the repository's root version 1, its root keys and its online keys. Every
- * check runs before the first key file is written, so a refusal leaves nothing behind.
+ * `cairn init`: the repository's root version 1, its root keys, its online keys and its
+ * transparency log's key. Every check runs before the first key file is written, so a refusal
+ * leaves nothing behind.
  */
-import { join } from 'node:path';
-import { initRepository, type PublicKeyRef } from '@cairn/origin/admin';
-import { openStore } from '@cairn/origin/config';
+import { basename, join } from 'node:path';
+import {
+  checkPublisherName,
+  initRepository,
+  type PublicKeyRef,
+  type PublisherRef,
+} from '@cairn/origin/admin';
+import { defaultLogName, openStore } from '@cairn/origin/config';
 import { OriginError, isOriginError } from '@cairn/origin/errors';
 import { readPublicKey } from '@cairn/origin/key-file';
 import { RootChain } from '@cairn/origin/repository';
+import { logConfigFor } from '@cairn/origin/transparency-log';
 import type { Ed25519Signer } from '@cairn/verify/signer';
 import { withHint, type CliIo } from './cli-io.js';
 import {
@@ -41,21 +48,24 @@ import {
 const INIT: Usage = {
   command: 'cairn init',
   synopsis:
-    'cairn init [--config FILE] (--root-keys DIR | --root-key FILE ...) --publisher PUBFILE ... [--json]',
+    'cairn init [--config FILE] (--root-keys DIR | --root-key FILE ...) --publisher [NAME=]PUBFILE ... [--json]',
   details: [
     "Creates the repository in the configured store: root version 1 with the configuration's",
-    'thresholds and expiry, the publishers given, and new snapshot and timestamp keys at the',
-    "configuration's keys.snapshot and keys.timestamp (an existing key file there is used, never",
-    'replaced). Refuses a store that already holds a repository, and then creates nothing.',
+    'thresholds and expiry, the publishers given, new snapshot and timestamp keys at the',
+    "configuration's keys.snapshot and keys.timestamp, and the transparency log: its key at",
+    'keys.log, its name log.name (default: cairn/<16 hex of the log keyid>/log), declared in root',
+    'version 1, which is its first entry. An existing key file is used, never replaced. Refuses a',
+    'store that already holds a repository, and then creates nothing.',
     '',
     CONFIG_OPTION,
     '  --root-keys DIR         create policy.thresholds.root new root keys in DIR (root-1.key, ...)',
     '  --root-key FILE         or sign with these existing root keys (repeat the flag)',
-    "  --publisher PUBFILE     a publisher's public key file (repeat the flag; at least",
-    '                          policy.thresholds.targets of them)',
+    "  --publisher [NAME=]PUBFILE  a publisher's public key file and name (repeat the flag; at",
+    '                          least policy.thresholds.targets of them). NAME is 1 to 64 of',
+    '                          A-Z a-z 0-9 . _ -, unique; default: the file name without .pub and .key',
     JSON_OPTION,
     '',
-    `Root key files are encrypted under $${ENV.rootPassphrase}, online ones under $${ENV.onlinePassphrase}.`,
+    `Root key files are encrypted under $${ENV.rootPassphrase}, online and log ones under $${ENV.onlinePassphrase}.`,
   ],
 };
 
@@ -69,19 +79,41 @@ interface KeyFileRef {
 async function onlineKey(
   path: string,
   secret: string,
-): Promise<{ ref: KeyFileRef; key: PublicKeyRef }> {
-  if (await exists(path)) {
-    const signer = await openKey(path, secret, ENV.onlinePassphrase);
-    return {
-      ref: { keyid: signer.keyid, file: path, created: false },
-      key: { keyid: signer.keyid, key: signer.publicKey },
-    };
-  }
-  const signer = await createKeyPair(path, secret);
+): Promise<{ ref: KeyFileRef; key: PublicKeyRef; signer: Ed25519Signer }> {
+  const created = !(await exists(path));
+  const signer = created
+    ? await createKeyPair(path, secret)
+    : await openKey(path, secret, ENV.onlinePassphrase);
   return {
-    ref: { keyid: signer.keyid, file: path, created: true },
+    ref: { keyid: signer.keyid, file: path, created },
     key: { keyid: signer.keyid, key: signer.publicKey },
+    signer,
   };
+}
+
+/**
+ * `[NAME=]FILE`: a publisher's public key file and the name the root gives it. Without a name,
+ * the file's base name without `.pub` and then `.key` (`keys/alice.key.pub` is alice).
+ */
+export function parsePublisherArgument(arg: string): { name: string; file: string } {
+  const equals = arg.indexOf('=');
+  if (equals >= 0) {
+    const name = arg.slice(0, equals);
+    checkPublisherName(name);
+    return { name, file: arg.slice(equals + 1) };
+  }
+  const name = basename(arg)
+    .replace(/\.pub$/, '')
+    .replace(/\.key$/, '');
+  checkPublisherName(name);
+  return { name, file: arg };
+}
+
+/** Publisher names reach a root only through checkPublisherName; this says how to fix one. */
+export function publisherNameHint(code: string): string | undefined {
+  return code === 'INVALID_PUBLISHER_NAME'
+    ? 'name the publisher explicitly: --publisher NAME=PUBFILE, NAME being 1 to 64 of A-Z a-z 0-9 . _ - and unique'
+    : undefined;
 }
 
 export async function runInit(
@@ -130,13 +162,26 @@ export async function runInit(
   });
   if (existing !== undefined) throw refuseInitialised(existing.signed.version);
 
-  const publishers: (PublicKeyRef & { file: string })[] = [];
-  for (const file of publisherFiles) {
+  const publishers: (PublisherRef & { name: string; file: string })[] = [];
+  for (const arg of publisherFiles) {
+    const { name, file } = await hinted(
+      () => Promise.resolve(parsePublisherArgument(arg)),
+      publisherNameHint,
+    );
     const { keyid, key } = await readPublicKey(file);
     if (publishers.some((p) => p.keyid === keyid)) {
       throw new OriginError('CONFIG_INVALID', `${file}: the same publisher key is given twice`);
     }
-    publishers.push({ keyid, key, file });
+    if (publishers.some((p) => p.name === name)) {
+      throw withHint(
+        new OriginError(
+          'INVALID_PUBLISHER_NAME',
+          `${arg}: the publisher name ${JSON.stringify(name)} is given twice`,
+        ),
+        publisherNameHint('INVALID_PUBLISHER_NAME') ?? '',
+      );
+    }
+    publishers.push({ keyid, key, name, file });
   }
   if (publishers.length < policy.thresholds.targets) {
     throw withHint(
@@ -159,7 +204,7 @@ export async function runInit(
   // Every check before the first key is made, so a refusal leaves no new files behind. An
   // existing online key file is used as it is; a new one needs its `.pub` name free too.
   const toCreate = [...newRootFiles];
-  for (const file of [config.keys.snapshot, config.keys.timestamp]) {
+  for (const file of [config.keys.snapshot, config.keys.timestamp, config.keys.log]) {
     if (!(await exists(file))) toCreate.push(file);
   }
   for (const file of toCreate) {
@@ -200,6 +245,9 @@ export async function runInit(
   }
   const snapshot = await onlineKey(config.keys.snapshot, onlineSecret);
   const timestamp = await onlineKey(config.keys.timestamp, onlineSecret);
+  const logKey = await onlineKey(config.keys.log, onlineSecret);
+  const logName = config.log.name ?? defaultLogName(logKey.ref.keyid);
+  const log = await logConfigFor(logKey.signer, logName);
 
   const root = await initRepository(store, {
     rootSigners,
@@ -210,6 +258,7 @@ export async function runInit(
     timestampKey: timestamp.key,
     rootExpiry: policy.expiry.root,
     now: deps.now(),
+    log: { name: logName, key: logKey.signer },
   }).catch((error: unknown) => {
     throw isOriginError(error, 'REPOSITORY_STATE') ? withInitHint(error) : error;
   });
@@ -220,9 +269,10 @@ export async function runInit(
     details: {
       rootVersion: root.signed.version,
       root: rootRefs.map((r) => r.keyid),
-      publishers: publishers.map((p) => p.keyid),
+      publishers: publishers.map((p) => ({ keyid: p.keyid, name: p.name })),
       snapshot: snapshot.ref.keyid,
       timestamp: timestamp.ref.keyid,
+      log: { name: logName, key: log.key },
     },
   });
 
@@ -233,17 +283,18 @@ export async function runInit(
     root: { threshold: policy.thresholds.root, keys: rootRefs },
     publishers: {
       threshold: policy.thresholds.targets,
-      keys: publishers.map((p) => ({ keyid: p.keyid, file: p.file })),
+      keys: publishers.map((p) => ({ keyid: p.keyid, name: p.name, file: p.file })),
     },
     snapshot: snapshot.ref,
     timestamp: timestamp.ref,
+    log: { name: logName, key: log.key, ...logKey.ref },
   };
   if (values.json === true) {
     printJson(io, report);
     return 0;
   }
-  const keyLine = (k: { keyid: string; file: string; created?: boolean }) =>
-    `  ${k.keyid}  ${k.file}${k.created === true ? ' (new)' : ''}`;
+  const keyLine = (k: { keyid: string; file: string; name?: string; created?: boolean }) =>
+    `  ${k.keyid}  ${k.name === undefined ? '' : `${k.name}  `}${k.file}${k.created === true ? ' (new)' : ''}`;
   io.stdout(
     `✔ initialised the repository in ${report.storage}: root version ${report.rootVersion}, expires ${report.expires}`,
   );
@@ -255,6 +306,8 @@ export async function runInit(
   io.stdout(keyLine(report.snapshot));
   io.stdout('timestamp key:');
   io.stdout(keyLine(report.timestamp));
+  io.stdout(`transparency log ${report.log.name} (root version 1 is its first entry), key:`);
+  io.stdout(keyLine(report.log));
   io.stdout(
     `next: keep the root key files offline, then start the origin: cairn serve${values.config === undefined ? '' : ` --config ${values.config}`}`,
   );

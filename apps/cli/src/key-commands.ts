@@ -16,10 +16,12 @@ import { readPublicKey } from '@cairn/origin/key-file';
 import { createLogger } from '@cairn/origin/log';
 import { RootChain, readHead, readPendingRoot } from '@cairn/origin/repository';
 import { OriginService } from '@cairn/origin/service';
+import { declaredLog, logConfigFor, publisherName } from '@cairn/origin/transparency-log';
 import { isVerifyError } from '@cairn/verify/errors';
 import { verifyDelegate, type Metadata, type Root } from '@cairn/verify/metadata';
 import type { Ed25519Signer } from '@cairn/verify/signer';
 import type { CliIo } from './cli-io.js';
+import { parsePublisherArgument, publisherNameHint } from './init-command.js';
 import {
   ENV,
   columns,
@@ -40,6 +42,7 @@ import {
   JSON_OPTION,
   audit,
   createKeyPair,
+  exists,
   isPrivateKeyFile,
   openKey,
   openRootKeys,
@@ -126,9 +129,9 @@ const KEYS_LIST: Usage = {
   command: 'cairn keys list',
   synopsis: 'cairn keys list [--config FILE] [--json]',
   details: [
-    "Shows the newest root's keys and thresholds for each role, the pending root if a key",
-    "change waits to be published, and whether the configuration's online key files hold the",
-    'keys root lists for snapshot and timestamp.',
+    "Shows the newest root's keys (publishers with their names) and thresholds for each role,",
+    'the transparency log it declares, the pending root if a key change waits to be published,',
+    "and whether the configuration's online and log key files hold the keys root lists.",
     '',
     CONFIG_OPTION,
     JSON_OPTION,
@@ -147,18 +150,32 @@ function rolesJson(root: Root) {
   ) as Record<RoleName, { keyids: readonly string[]; threshold: number }>;
 }
 
+/** Publishers' names (`x-cairn-name`) by keyid. */
+function publisherNames(root: Root): Record<string, string> {
+  const names: Record<string, string> = {};
+  for (const keyid of root.roles.targets.keyids) {
+    const key = root.keys.get(keyid);
+    const name = key === undefined ? undefined : publisherName(key);
+    if (name !== undefined) names[keyid] = name;
+  }
+  return names;
+}
+
 function rolesLines(root: Root, configured: Readonly<Record<string, string>>): string[] {
   const lines: string[] = [];
+  const names = publisherNames(root);
   for (const name of ROLE_NAMES) {
     const role = root.roles[name];
     lines.push(
       `${name === 'targets' ? 'targets (publishers)' : name}: threshold ${role.threshold}`,
     );
     for (const keyid of role.keyids) {
-      const note = configured[keyid];
-      lines.push(`  ${keyid}${note === undefined ? '' : `  ${note}`}`);
+      const notes = [names[keyid], configured[keyid]].filter((n) => n !== undefined);
+      lines.push(`  ${keyid}${notes.length === 0 ? '' : `  ${notes.join('  ')}`}`);
     }
   }
+  const log = declaredLog(root);
+  lines.push(log === undefined ? 'transparency log: none' : `transparency log: ${log.key}`);
   return lines;
 }
 
@@ -176,6 +193,21 @@ async function configuredOnlineKeys(config: OriginConfig) {
   };
 }
 
+/** The log key file's verifier key under the name `root`'s log has; null when unreadable. */
+async function configuredLogKey(config: OriginConfig, root: Root) {
+  const log = declaredLog(root);
+  const read = await readPublicKey(config.keys.log).then(
+    (k) => k,
+    () => undefined,
+  );
+  let key: string | null = null;
+  if (read !== undefined && log !== undefined) {
+    // The verifier key needs the key's public half only; a signer-shaped object gives it.
+    key = (await logConfigFor({ keyid: read.keyid, publicKey: read.key }, log.origin)).key;
+  }
+  return { file: config.keys.log, keyid: read?.keyid ?? null, key };
+}
+
 async function runKeysList(args: readonly string[], io: CliIo, deps: CommandDeps): Promise<number> {
   const { values } = parseCommand(
     KEYS_LIST,
@@ -190,12 +222,16 @@ async function runKeysList(args: readonly string[], io: CliIo, deps: CommandDeps
   const pending = await readPendingRoot(store);
   const online = await configuredOnlineKeys(config);
   const effective = pending?.root.signed ?? newest.signed;
+  const log = declaredLog(effective);
+  const logKeyFile = await configuredLogKey(config, effective);
   if (values.json === true) {
     printJson(io, {
       root: {
         version: newest.signed.version,
         expires: newest.signed.expires.toISOString(),
         roles: rolesJson(newest.signed),
+        publisherNames: publisherNames(newest.signed),
+        log: declaredLog(newest.signed)?.key ?? null,
       },
       pending:
         pending === undefined
@@ -205,8 +241,11 @@ async function runKeysList(args: readonly string[], io: CliIo, deps: CommandDeps
               expires: pending.root.signed.expires.toISOString(),
               reason: pending.reason,
               roles: rolesJson(pending.root.signed),
+              publisherNames: publisherNames(pending.root.signed),
+              log: declaredLog(pending.root.signed)?.key ?? null,
             },
       onlineKeyFiles: online,
+      logKeyFile,
     });
     return 0;
   }
@@ -235,6 +274,13 @@ async function runKeysList(args: readonly string[], io: CliIo, deps: CommandDeps
         `⚠ keys.${role} (${file}) holds key ${keyid}, which root does not list for ${role}`,
       );
     }
+  }
+  if (log !== undefined && logKeyFile.key !== log.key) {
+    io.stdout(
+      logKeyFile.keyid === null
+        ? `⚠ keys.log (${logKeyFile.file}) is not a readable key file: the origin cannot append to the log`
+        : `⚠ keys.log (${logKeyFile.file}) holds key ${logKeyFile.keyid}, which is not the log key root declares`,
+    );
   }
   return 0;
 }
@@ -265,10 +311,11 @@ const CHANGE_DETAILS = [
 const ADD_PUBLISHER: Usage = {
   command: 'cairn keys add-publisher',
   synopsis:
-    'cairn keys add-publisher PUBFILE --root-key FILE ... [--config FILE] [--publish-now] [--json]',
+    'cairn keys add-publisher [NAME=]PUBFILE --root-key FILE ... [--config FILE] [--publish-now] [--json]',
   details: [
-    'Adds the public key in PUBFILE to the publishers. The new publisher can push and sign at',
-    'once: the origin counts the pending root for approvals.',
+    'Adds the public key in PUBFILE to the publishers, named NAME in the root (1 to 64 of',
+    'A-Z a-z 0-9 . _ -, unique; default: the file name without .pub and .key). The new publisher',
+    'can push and sign at once: the origin counts the pending root for approvals.',
     ...CHANGE_DETAILS,
   ],
 };
@@ -375,6 +422,7 @@ async function proposeChange(
     }
   }
   let online: { snapshot: Ed25519Signer[]; timestamp: Ed25519Signer[] } | undefined;
+  let logKey: Ed25519Signer | undefined;
   if (publishNow) {
     // Opened before the change is made, so a missing passphrase changes nothing.
     const secret = await passphrase(ENV.onlinePassphrase, deps.env, 'the online key files');
@@ -385,6 +433,10 @@ async function proposeChange(
     if (change.kind === 'rotate-online') {
       for (const file of newPrivateKeys)
         online[change.role].push(await openKey(file, secret, ENV.onlinePassphrase));
+    }
+    // The new root is logged before it is published, when the root declares a log.
+    if (await exists(config.keys.log)) {
+      logKey = await openKey(config.keys.log, secret, ENV.onlinePassphrase);
     }
   }
   const store = openStore(config.storage);
@@ -399,7 +451,7 @@ async function proposeChange(
     (code) =>
       code === 'CONFIG_INVALID'
         ? "check the change, and that the --root-key files reach the thresholds of both the current root's keys and the new root's"
-        : repositoryHint(code),
+        : (publisherNameHint(code) ?? repositoryHint(code)),
   );
   const version = root.signed.version;
   const reason = (await readPendingRoot(store))?.reason ?? '';
@@ -419,6 +471,7 @@ async function proposeChange(
       authWindowMs: config.auth.windowSeconds * 1000,
       logger: createLogger({ write: () => undefined }),
       now: deps.now,
+      logKey,
     });
     published = (await hinted(() => publishPendingRoot(service.ctx), commonHint)) === version;
     if (published) {
@@ -470,9 +523,13 @@ async function runAddPublisher(
 ): Promise<number> {
   const { values, positionals } = parseCommand(ADD_PUBLISHER, args, CHANGE_OPTIONS, 1);
   if (values.help === true) return printUsage(io, ADD_PUBLISHER);
-  const file = requirePositional(ADD_PUBLISHER, positionals, 0, 'PUBFILE');
+  const arg = requirePositional(ADD_PUBLISHER, positionals, 0, '[NAME=]PUBFILE');
+  const { name, file } = await hinted(
+    () => Promise.resolve(parsePublisherArgument(arg)),
+    publisherNameHint,
+  );
   return proposeChange(ADD_PUBLISHER, values, io, deps, async () => ({
-    change: { kind: 'add-publisher', publisher: await publicKeyOf(file) },
+    change: { kind: 'add-publisher', publisher: { ...(await publicKeyOf(file)), name } },
   }));
 }
 

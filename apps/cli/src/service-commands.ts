@@ -37,7 +37,9 @@ const SERVE: Usage = {
     '',
     CONFIG_OPTION,
     '',
-    `The online key files are opened with $${ENV.onlinePassphrase}.`,
+    `The online key files and the log key file (keys.snapshot, keys.timestamp, keys.log) are`,
+    `opened with $${ENV.onlinePassphrase}. It refuses to start (CONFIG_INVALID) when the root`,
+    'declares a transparency log and keys.log does not hold its key.',
   ],
 };
 
@@ -50,12 +52,12 @@ export async function runServe(
   if (values.help === true) return printUsage(io, SERVE);
   const config = await originConfig(values.config, deps.env);
   // startOrigin reads it too; asking here first gives the failure its hint.
-  await passphrase(ENV.onlinePassphrase, deps.env, 'the online key files');
+  await passphrase(ENV.onlinePassphrase, deps.env, 'the online and log key files');
   const running = await hinted(
     () => startOrigin(config, { env: deps.env }),
     (code) =>
       code === 'BAD_PASSPHRASE'
-        ? `${ENV.onlinePassphrase} must be the passphrase the online key files were written with`
+        ? `${ENV.onlinePassphrase} must be the passphrase the online and log key files were written with`
         : repositoryHint(code),
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -141,6 +141,8 @@ const keyids: Record<
   timestamp: '',
 };
 const releases: string[] = [];
+/** The transparency log cairn init made: its name and verifier key. */
+const log = { name: '', key: '' };
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cairn-origin-cli-'));
@@ -221,7 +223,7 @@ describe('cairn keys generate', () => {
 });
 
 describe('cairn init', () => {
-  it('creates root and online keys and root version 1 with both publishers', async () => {
+  it('creates root, online and log keys and root version 1 with both publishers, named', async () => {
     const out = await json([
       'init',
       '--config',
@@ -231,12 +233,14 @@ describe('cairn init', () => {
       '--publisher',
       'alice.key.pub',
       '--publisher',
-      'bob.key.pub',
+      'bobby=bob.key.pub',
     ]);
     keyids.root1 = await keyidOf('rootkeys/root-1.key.pub');
     keyids.root2 = await keyidOf('rootkeys/root-2.key.pub');
     keyids.snapshot = await keyidOf('keys/snapshot.key.pub');
     keyids.timestamp = await keyidOf('keys/timestamp.key.pub');
+    const logKeyid = await keyidOf('keys/log.key.pub');
+    const logName = `cairn/${logKeyid.slice(0, 16)}/log`;
     expect(out).toEqual({
       storage: join(dir, 'repository'),
       rootVersion: 1,
@@ -251,8 +255,8 @@ describe('cairn init', () => {
       publishers: {
         threshold: 2,
         keys: [
-          { keyid: keyids.alice, file: 'alice.key.pub' },
-          { keyid: keyids.bob, file: 'bob.key.pub' },
+          { keyid: keyids.alice, name: 'alice', file: 'alice.key.pub' },
+          { keyid: keyids.bob, name: 'bobby', file: 'bob.key.pub' },
         ],
       },
       snapshot: { keyid: keyids.snapshot, file: join(dir, 'keys', 'snapshot.key'), created: true },
@@ -261,7 +265,27 @@ describe('cairn init', () => {
         file: join(dir, 'keys', 'timestamp.key'),
         created: true,
       },
+      log: {
+        name: logName,
+        key: expect.stringMatching(
+          new RegExp(`^${logName.replaceAll('/', '\\/')}\\+[0-9a-f]{8}\\+[A-Za-z0-9+/]{44}$`),
+        ) as unknown,
+        keyid: logKeyid,
+        file: join(dir, 'keys', 'log.key'),
+        created: true,
+      },
     });
+    // Root version 1 declares the log and names the publishers; the log holds it already.
+    const root = JSON.parse(
+      await readFile(join(dir, 'repository', 'metadata', '1.root.json'), 'utf8'),
+    ) as { signed: { keys: Record<string, Record<string, unknown>>; 'x-cairn-log': unknown } };
+    expect(root.signed['x-cairn-log']).toEqual({ key: (out.log as { key: string }).key });
+    expect(root.signed.keys[keyids.alice]?.['x-cairn-name']).toBe('alice');
+    expect(root.signed.keys[keyids.bob]?.['x-cairn-name']).toBe('bobby');
+    const checkpoint = await readFile(join(dir, 'repository', 'log', 'checkpoint'), 'utf8');
+    expect(checkpoint.split('\n').slice(0, 2)).toEqual([logName, '1']);
+    log.name = logName;
+    log.key = (out.log as { key: string }).key;
     const days = (Date.parse(out.expires as string) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(364);
     expect(days).toBeLessThanOrEqual(365);
@@ -321,13 +345,60 @@ describe('cairn init', () => {
     await expect(stat(join(dir, 'other-repository'))).rejects.toThrow(/ENOENT/);
   });
 
+  it('refuses a publisher name that is not plain or is given twice, and creates nothing', async () => {
+    const hint =
+      '  hint: name the publisher explicitly: --publisher NAME=PUBFILE, NAME being 1 to 64 of A-Z a-z 0-9 . _ - and unique\n';
+    for (const [publisher, failure] of [
+      [
+        'bad name=bob.key.pub',
+        '✘ INVALID_PUBLISHER_NAME: publisher name "bad name": expected 1 to 64 letters, digits, dots, underscores or hyphens\n',
+      ],
+      [
+        'alice=bob.key.pub',
+        '✘ INVALID_PUBLISHER_NAME: alice=bob.key.pub: the publisher name "alice" is given twice\n',
+      ],
+    ] as const) {
+      expect(
+        await run(
+          [
+            'init',
+            '--root-keys',
+            'fresh-rootkeys',
+            '--publisher',
+            'alice.key.pub',
+            '--publisher',
+            publisher,
+          ],
+          { CAIRN_STORAGE_DIR: 'other-repository', CAIRN_SNAPSHOT_KEY: 'other/snapshot.key' },
+        ),
+      ).toEqual({ code: 1, stdout: '', stderr: failure + hint });
+    }
+    for (const created of ['other', 'other-repository', 'fresh-rootkeys']) {
+      await expect(stat(join(dir, created))).rejects.toThrow(/ENOENT/);
+    }
+  });
+
   it('keys list shows each role', async () => {
     const out = await json<{
       root: { version: number; roles: Record<string, { keyids: string[]; threshold: number }> };
       pending: unknown;
       onlineKeyFiles: unknown;
+      logKeyFile: unknown;
     }>(['keys', 'list', '--config', 'origin.json']);
     expect(out.root.version).toBe(1);
+    expect(out.root).toMatchObject({
+      publisherNames: { [keyids.alice]: 'alice', [keyids.bob]: 'bobby' },
+      log: log.key,
+    });
+    expect(out.logKeyFile).toEqual({
+      file: join(dir, 'keys', 'log.key'),
+      keyid: await keyidOf('keys/log.key.pub'),
+      key: log.key,
+    });
+    const text = await run(['keys', 'list', '--config', 'origin.json']);
+    expect(text.stdout).toContain(`targets (publishers): threshold 2\n  ${keyids.alice}  alice\n`);
+    expect(text.stdout).toContain(`\ntransparency log: ${log.key}\n`);
+    expect(text.stdout).not.toContain('⚠');
     expect(out.root.roles).toEqual({
       root: { keyids: [keyids.root1, keyids.root2], threshold: 2 },
       targets: { keyids: [keyids.alice, keyids.bob], threshold: 2 },
@@ -353,9 +424,11 @@ describe('publishing through cairn serve', () => {
       targetsExpiringSoon: false,
       publishers: { keyids: [keyids.alice, keyids.bob], threshold: 2 },
       pendingPublications: 0,
+      log: { origin: log.name, size: 1 },
     });
     expect(Object.keys(status).sort()).toEqual([
       'initialised',
+      'log',
       'pendingPublications',
       'publishers',
       'root',
@@ -484,13 +557,13 @@ describe('publishing through cairn serve', () => {
     ).toEqual({
       code: 0,
       stdout:
-        `✔ root version 2 is signed and pending: add publisher ${keyids.carol}\n` +
+        `✔ root version 2 is signed and pending: add publisher carol ${keyids.carol}\n` +
         'the origin publishes it on its next scheduled run (every 3600s); --publish-now publishes it at once\n',
       stderr: '',
     });
     expect(await json(['status'])).toMatchObject({
       root: { version: 1 },
-      pendingRoot: { version: 2, reason: `add publisher ${keyids.carol}` },
+      pendingRoot: { version: 2, reason: `add publisher carol ${keyids.carol}` },
       publishers: { keyids: [keyids.alice, keyids.bob, keyids.carol], threshold: 2 },
     });
 

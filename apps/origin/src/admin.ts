@@ -10,6 +10,10 @@
  * publisher whose signature the current release needs waits for the next release, which the
  * remaining publishers sign under the new root. The origin publishes it (see
  * `publishPendingRoot`), before the timestamp that goes with it.
+ *
+ * Root version 1 declares the transparency log (`x-cairn-log`) when init is given a log key,
+ * and is its first entry; later roots keep the declaration (applyChange keeps unknown fields).
+ * Publisher keys carry their holder's name (`x-cairn-name`), unique within a root.
  */
 import type { BlobStore } from '@cairn/storage/blob-store';
 import { isStorageError } from '@cairn/storage/errors';
@@ -23,10 +27,60 @@ import { PENDING_ROOT_KEY, ROOT_COPY_KEY, versionedRootKey } from './layout.js';
 import { publish } from './publication.js';
 import { pendingRootRecord, readHead, readPendingRoot, type RootChain } from './repository.js';
 import { createOrMatch, deleteKey, readBytes, storage, writeBytes, writeJson } from './store-io.js';
+import {
+  TransparencyLog,
+  logConfigFor,
+  logField,
+  publisherName,
+  withPublisherName,
+  type LogKey,
+} from './transparency-log.js';
 
 export interface PublicKeyRef {
   readonly keyid: string;
   readonly key: Key;
+}
+
+/** A publisher's key and the name audit reports and monitors show for it. */
+export interface PublisherRef extends PublicKeyRef {
+  /** `x-cairn-name` in the root; see PUBLISHER_NAME. Absent: shown by keyid. */
+  readonly name?: string | undefined;
+}
+
+/** Names are short and plain, so they read the same in a terminal, a report and a file name. */
+export const PUBLISHER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function checkPublisherName(name: string): void {
+  if (!PUBLISHER_NAME.test(name)) {
+    throw new OriginError(
+      'INVALID_PUBLISHER_NAME',
+      `publisher name ${JSON.stringify(name.length > 70 ? `${name.slice(0, 70)}…` : name)}: expected 1 to 64 letters, digits, dots, underscores or hyphens`,
+    );
+  }
+}
+
+/** `key` named `name` (checked), or `key` as it is when there is no name. */
+function namedKey(ref: PublisherRef): Key {
+  if (ref.name === undefined) return ref.key;
+  checkPublisherName(ref.name);
+  return withPublisherName(ref.key, ref.name);
+}
+
+/** Refuses two keys with one name: a report naming "alice" must mean one key. */
+function checkUniqueNames(keys: ReadonlyMap<string, Key>): void {
+  const seen = new Map<string, string>();
+  for (const [keyid, key] of keys) {
+    const name = publisherName(key);
+    if (name === undefined) continue;
+    const other = seen.get(name);
+    if (other !== undefined) {
+      throw new OriginError(
+        'INVALID_PUBLISHER_NAME',
+        `publisher name ${JSON.stringify(name)} is already the name of key ${other.slice(0, 12)}: choose another`,
+      );
+    }
+    seen.set(name, keyid);
+  }
 }
 
 function expiresAfter(now: Date, ms: number): Date {
@@ -36,12 +90,17 @@ function expiresAfter(now: Date, ms: number): Date {
 export interface InitOptions {
   readonly rootSigners: readonly Signer[];
   readonly rootThreshold: number;
-  readonly publishers: readonly PublicKeyRef[];
+  readonly publishers: readonly PublisherRef[];
   readonly targetsThreshold: number;
   readonly snapshotKey: PublicKeyRef;
   readonly timestampKey: PublicKeyRef;
   readonly rootExpiry: number;
   readonly now: Date;
+  /**
+   * The transparency log: declared in root version 1, which becomes its first entry. Absent:
+   * a repository without a log (every publication is then unlogged).
+   */
+  readonly log?: LogKey | undefined;
 }
 
 /** Writes root version 1. Refuses a store that already holds a repository. */
@@ -59,15 +118,17 @@ export async function initRepository(
     throw new OriginError('REPOSITORY_STATE', 'this store already holds a repository');
   }
   const keys = new Map<string, Key>();
-  const add = (ref: PublicKeyRef): string => {
-    keys.set(ref.keyid, ref.key);
+  const add = (ref: PublisherRef): string => {
+    keys.set(ref.keyid, namedKey(ref));
     return ref.keyid;
   };
+  const log =
+    options.log === undefined ? undefined : await logConfigFor(options.log.key, options.log.name);
   const root = new Root({
     specVersion: SPEC_VERSION,
     version: 1,
     expires: expiresAfter(options.now, options.rootExpiry),
-    extra: {},
+    extra: log === undefined ? {} : logField(log),
     consistentSnapshot: true,
     keys,
     roles: {
@@ -80,8 +141,15 @@ export async function initRepository(
       timestamp: new Role([add(options.timestampKey)], 1),
     },
   });
+  checkUniqueNames(keys);
   const signed = await signMetadata(new Metadata(root), options.rootSigners);
   const bytes = signed.toBytes();
+  // In the log before it exists: the log's first entry is the root that declares it.
+  await new TransparencyLog(store, options.log?.key).append(
+    root,
+    [{ role: 'root', version: 1, bytes }],
+    options.now,
+  );
   try {
     await writeBytes(store, versionedRootKey(1), bytes, {
       ifNoneMatch: '*',
@@ -98,7 +166,7 @@ export async function initRepository(
 }
 
 export type RootChange =
-  | { readonly kind: 'add-publisher'; readonly publisher: PublicKeyRef }
+  | { readonly kind: 'add-publisher'; readonly publisher: PublisherRef }
   | { readonly kind: 'revoke-publisher'; readonly keyid: string }
   | {
       readonly kind: 'rotate-online';
@@ -119,7 +187,7 @@ export type RootChange =
 function describeChange(change: RootChange): string {
   switch (change.kind) {
     case 'add-publisher':
-      return `add publisher ${change.publisher.keyid}`;
+      return `add publisher ${change.publisher.name === undefined ? '' : `${change.publisher.name} `}${change.publisher.keyid}`;
     case 'revoke-publisher':
       return `revoke publisher ${change.keyid}`;
     case 'rotate-online':
@@ -143,7 +211,7 @@ export function applyChange(base: Root, change: RootChange, version: number, exp
       if (roles.targets.keyids.includes(change.publisher.keyid)) {
         throw new OriginError('CONFLICT', `${change.publisher.keyid} is already a publisher`);
       }
-      keys.set(change.publisher.keyid, change.publisher.key);
+      keys.set(change.publisher.keyid, namedKey(change.publisher));
       role('targets', [...roles.targets.keyids, change.publisher.keyid]);
       break;
     case 'revoke-publisher':
@@ -174,6 +242,7 @@ export function applyChange(base: Root, change: RootChange, version: number, exp
   }
   const used = new Set(Object.values(roles).flatMap((r) => r.keyids));
   for (const keyid of [...keys.keys()]) if (!used.has(keyid)) keys.delete(keyid);
+  checkUniqueNames(keys);
   for (const [name, r] of Object.entries(roles)) {
     if (!Number.isSafeInteger(r.threshold) || r.threshold < 1) {
       throw new OriginError('CONFIG_INVALID', `${name} threshold must be at least 1`);
@@ -246,7 +315,7 @@ export async function proposeRootChange(
     await writeJson(
       options.store,
       PENDING_ROOT_KEY,
-      pendingRootRecord(signed, reason),
+      pendingRootRecord(signed, reason, options.now),
       pending === undefined ? { ifNoneMatch: '*' } : { ifMatch: pending.etag },
     );
   } catch (error) {
@@ -275,6 +344,13 @@ export async function publishPendingRoot(ctx: OriginContext): Promise<number | u
     return undefined;
   }
   if (head.published === undefined) {
+    // No release to carry it: logged on its own, before it is visible. The time is the
+    // proposal's, so a retry after a crash logs the same bytes (and so nothing new).
+    await ctx.log.append(
+      pending.root.signed,
+      [{ role: 'root', version: pending.root.signed.version, bytes: pending.root.toBytes() }],
+      pending.proposed ?? ctx.now(),
+    );
     await createOrMatch(
       ctx.store,
       versionedRootKey(pending.root.signed.version),

@@ -6,6 +6,7 @@ import { S3BlobStore } from '@cairn/storage/s3-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_POLICY,
+  defaultLogName,
   describeConfig,
   formatDuration,
   loadConfig,
@@ -71,7 +72,9 @@ describe('resolveConfig', () => {
       keys: {
         snapshot: '/etc/cairn/keys/snapshot.key',
         timestamp: '/etc/cairn/keys/timestamp.key',
+        log: '/etc/cairn/keys/log.key',
       },
+      log: {},
       policy: EXPECTED_DEFAULT_POLICY,
       auth: { windowSeconds: 300 },
       schedule: { intervalSeconds: 60 },
@@ -92,7 +95,8 @@ describe('resolveConfig', () => {
         accessKeyId: 'AKIA1',
         secretAccessKey: 'file-secret',
       },
-      keys: { snapshot: '/keys/s.key', timestamp: '../t.key' },
+      keys: { snapshot: '/keys/s.key', timestamp: '../t.key', log: 'l.key' },
+      log: { name: 'cairn.example.com/releases/log' },
       policy: {
         thresholds: { root: 3, targets: 1 },
         expiry: { root: '730d', targets: '30d', snapshot: '2d', timestamp: '6h' },
@@ -115,7 +119,8 @@ describe('resolveConfig', () => {
         forcePathStyle: false,
         credentials: { accessKeyId: 'AKIA1', secretAccessKey: 'file-secret' },
       },
-      keys: { snapshot: '/keys/s.key', timestamp: '/etc/t.key' },
+      keys: { snapshot: '/keys/s.key', timestamp: '/etc/t.key', log: '/etc/cairn/l.key' },
+      log: { name: 'cairn.example.com/releases/log' },
       policy: {
         thresholds: { root: 3, targets: 1 },
         expiry: { root: 730 * DAY, targets: 30 * DAY, snapshot: 2 * DAY, timestamp: 6 * HOUR },
@@ -142,10 +147,14 @@ describe('resolveConfig', () => {
   it('resolves file paths against the config directory', () => {
     const config = resolveWith({
       storage: { directory: 'data/repo' },
-      keys: { snapshot: 'k/s.key', timestamp: '/abs/t.key' },
+      keys: { snapshot: 'k/s.key', timestamp: '/abs/t.key', log: 'k/l.key' },
     });
     expect(config.storage).toEqual({ type: 'fs', directory: '/etc/cairn/data/repo' });
-    expect(config.keys).toEqual({ snapshot: '/etc/cairn/k/s.key', timestamp: '/abs/t.key' });
+    expect(config.keys).toEqual({
+      snapshot: '/etc/cairn/k/s.key',
+      timestamp: '/abs/t.key',
+      log: '/etc/cairn/k/l.key',
+    });
   });
 
   it('freezes the resolved config', () => {
@@ -164,13 +173,41 @@ describe('resolveConfig', () => {
           CAIRN_LISTEN_PORT: '9000',
           CAIRN_SNAPSHOT_KEY: 'env/s.key',
           CAIRN_TIMESTAMP_KEY: '/run/secrets/t.key',
+          CAIRN_LOG_KEY: 'env/l.key',
         },
       );
       expect(config.listen).toEqual({ host: '::', port: 9000 });
       expect(config.keys).toEqual({
         snapshot: '/srv/work/env/s.key',
         timestamp: '/run/secrets/t.key',
+        log: '/srv/work/env/l.key',
       });
+    });
+
+    it('derives the default log name from the log keyid', () => {
+      expect(defaultLogName('0123456789abcdef'.repeat(4))).toBe('cairn/0123456789abcdef/log');
+    });
+
+    it('takes the log name from CAIRN_LOG_NAME over the file, and checks both', () => {
+      expect(
+        resolveWith({ log: { name: 'file.example/log' } }, { CAIRN_LOG_NAME: 'env.example/log' })
+          .log,
+      ).toEqual({ name: 'env.example/log' });
+      expect(resolveWith({ log: { name: 'file.example/log' } }).log).toEqual({
+        name: 'file.example/log',
+      });
+      for (const [file, env, message] of [
+        [{ name: 'has space' }, undefined, 'log.name: expected a log name like'],
+        [{ name: 'a+b' }, undefined, 'log.name: expected a log name like'],
+        [{ name: 'ok/log' }, '/leading-slash', 'CAIRN_LOG_NAME: expected a log name like'],
+        [{ nme: 'x' }, undefined, 'log.nme: unknown field'],
+      ] as const) {
+        expect(
+          configError(() =>
+            resolveWith({ log: file }, env === undefined ? {} : { CAIRN_LOG_NAME: env }),
+          ),
+        ).toContain(message);
+      }
     });
 
     it('takes port 0 and refuses ports that are not one', () => {
@@ -538,6 +575,7 @@ describe('loadConfig', () => {
     expect(config.keys).toEqual({
       snapshot: join(directory, 'etc', 'keys', 's.key'),
       timestamp: join(directory, 'etc', 'keys', 'timestamp.key'),
+      log: join(directory, 'etc', 'keys', 'log.key'),
     });
     expect(config.listen.port).toBe(8801);
   });
@@ -627,7 +665,9 @@ describe('describeConfig', () => {
       keys: {
         snapshot: '/etc/cairn/keys/snapshot.key',
         timestamp: '/etc/cairn/keys/timestamp.key',
+        log: '/etc/cairn/keys/log.key',
       },
+      log: {},
       policy: {
         ...EXPECTED_DEFAULT_POLICY,
         expiry: { root: '365d', targets: '90d', snapshot: '7d', timestamp: '1d' },

@@ -53,6 +53,17 @@ export type StorageConfig = FsStorageConfig | S3StorageConfig;
 export interface KeyFiles {
   readonly snapshot: string;
   readonly timestamp: string;
+  /** The transparency log's key: it signs the log's checkpoints. */
+  readonly log: string;
+}
+
+export interface LogSettings {
+  /**
+   * The log's name: the checkpoint's origin line and the note key's name. `cairn init` puts it
+   * in root version 1; from then on the root says what it is. Undefined: `cairn init` derives
+   * one from the log key (see defaultLogName).
+   */
+  readonly name?: string | undefined;
 }
 
 /** Durations are in milliseconds. */
@@ -95,6 +106,7 @@ export interface OriginConfig {
   readonly listen: ListenConfig;
   readonly storage: StorageConfig;
   readonly keys: KeyFiles;
+  readonly log: LogSettings;
   readonly policy: RepositoryPolicy;
   /** How far a request's time may be from the origin's clock. */
   readonly auth: { readonly windowSeconds: number };
@@ -245,6 +257,7 @@ const DEFAULTS = {
   region: 'us-east-1',
   snapshotKey: 'keys/snapshot.key',
   timestampKey: 'keys/timestamp.key',
+  logKey: 'keys/log.key',
   windowSeconds: 300,
   intervalSeconds: 60,
 } as const;
@@ -321,6 +334,7 @@ export function resolveConfig(fileJson: unknown, options: ResolveOptions): Origi
     'listen',
     'storage',
     'keys',
+    'log',
     'policy',
     'auth',
     'schedule',
@@ -339,7 +353,7 @@ export function resolveConfig(fileJson: unknown, options: ResolveOptions): Origi
 
   const storage = applyStorageEnv(readFileStorage(root, base), cwd, env);
 
-  const keysSection = root.section('keys', ['snapshot', 'timestamp']);
+  const keysSection = root.section('keys', ['snapshot', 'timestamp', 'log']);
   const keyPath = (name: keyof KeyFiles, envName: string, fallback: string): string => {
     const fromFile = resolve(base, keysSection.text(name, fallback));
     const fromEnv = env(envName);
@@ -348,7 +362,14 @@ export function resolveConfig(fileJson: unknown, options: ResolveOptions): Origi
   const keys: KeyFiles = {
     snapshot: keyPath('snapshot', 'CAIRN_SNAPSHOT_KEY', DEFAULTS.snapshotKey),
     timestamp: keyPath('timestamp', 'CAIRN_TIMESTAMP_KEY', DEFAULTS.timestampKey),
+    log: keyPath('log', 'CAIRN_LOG_KEY', DEFAULTS.logKey),
   };
+  const logSection = root.section('log', ['name']);
+  const fileLogName = logSection.optionalText('name');
+  if (fileLogName !== undefined) checkLogName(fileLogName, logSection.at('name'));
+  const envLogName = env('CAIRN_LOG_NAME');
+  if (envLogName !== undefined) checkLogName(envLogName, 'CAIRN_LOG_NAME');
+  const logName = envLogName ?? fileLogName;
 
   const policy = readPolicy(
     root.section('policy', [
@@ -368,12 +389,33 @@ export function resolveConfig(fileJson: unknown, options: ResolveOptions): Origi
     listen,
     storage,
     keys,
+    log: logName === undefined ? {} : { name: logName },
     policy,
     auth: { windowSeconds: auth.integer('windowSeconds', DEFAULTS.windowSeconds, 1) },
     schedule: {
       intervalSeconds: schedule.integer('intervalSeconds', DEFAULTS.intervalSeconds, 1),
     },
   });
+}
+
+/**
+ * A log name is a C2SP signed-note key name and checkpoint origin line: printable, no spaces,
+ * no `+`. Kept to URL-like characters so it reads as the schema-less URL C2SP recommends.
+ */
+const LOG_NAME = /^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$/;
+
+function checkLogName(name: string, where: string): void {
+  if (!LOG_NAME.test(name)) {
+    fail(
+      where,
+      `expected a log name like "cairn.example.com/log" (letters, digits and . _ ~ : / -, at most 255), received ${received(name)}`,
+    );
+  }
+}
+
+/** The log name `cairn init` uses when the configuration gives none: unique to the log key. */
+export function defaultLogName(logKeyId: string): string {
+  return `cairn/${logKeyId.slice(0, 16)}/log`;
 }
 
 function envPort(value: string | undefined): number | undefined {
@@ -551,6 +593,7 @@ export function describeConfig(config: OriginConfig): Record<string, unknown> {
     listen: config.listen,
     storage: described,
     keys: config.keys,
+    log: config.log,
     policy: {
       ...policy,
       expiry: durations(policy.expiry),

@@ -4,8 +4,8 @@
  */
 import type { BlobStore } from '@cairn/storage/blob-store';
 import type { Signer } from '@cairn/verify/signer';
-import type { ReleaseLog } from './release-log.js';
 import type { RootChain } from './repository.js';
+import type { TransparencyLog } from './transparency-log.js';
 
 export interface Policy {
   readonly expiry: {
@@ -46,7 +46,8 @@ export interface OriginContext {
   /** The online keys this origin holds; each signs when the root lists it for its role. */
   readonly online: { readonly snapshot: readonly Signer[]; readonly timestamp: readonly Signer[] };
   readonly policy: Policy;
-  readonly log: ReleaseLog;
+  /** The transparency log every publication is appended to (when the root declares one). */
+  readonly log: TransparencyLog;
   now(): Date;
   /** Called after each publication step completes. */
   readonly onStep?: ((step: PublicationStep, snapshotVersion: number) => void) | undefined;

@@ -33,6 +33,8 @@ export type OriginErrorCode =
   | 'LENGTH_MISMATCH'
   /** A signature over the current draft that does not verify. */
   | 'INVALID_SIGNATURE'
+  /** A publisher name that is not 1 to 64 of [A-Za-z0-9._-], or another key's name already. */
+  | 'INVALID_PUBLISHER_NAME'
   // 404
   | 'NOT_FOUND'
   // 409: the request does not fit the repository's state.
@@ -94,6 +96,7 @@ export const HTTP_STATUS: Readonly<Record<OriginErrorCode, number>> = {
   HASH_MISMATCH: 400,
   LENGTH_MISMATCH: 400,
   INVALID_SIGNATURE: 400,
+  INVALID_PUBLISHER_NAME: 400,
   NOT_FOUND: 404,
   STALE_DRAFT: 409,
   RELEASE_STATE: 409,

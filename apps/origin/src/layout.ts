@@ -5,6 +5,8 @@
  *   metadata/{N}.root.json, metadata/root.json (a convenience copy of the newest)
  *   metadata/{V}.targets.json, metadata/{V}.snapshot.json, metadata/timestamp.json
  *   targets/{dir/}{sha256}.{basename}                 (TUF consistent-snapshot target names)
+ *   log/checkpoint                                    the transparency log's signed checkpoint
+ *   log/tile/{L}/{N}[.p/{W}], log/tile/entries/...    its tiles and entry bundles (C2SP tlog-tiles)
  *   _origin/releases/{id}/release.json                the manifest and state of a release
  *   _origin/releases/{id}/files/{index}               staged uploads
  *   _origin/releases/{id}/files/{index}.json          written once the upload's hash checked out
@@ -17,7 +19,7 @@
  *   _origin/pending-root.json                         a signed root waiting for its release
  *   _origin/nonces/{window}/{keyid}.{nonce}           request nonces seen, for replay refusal
  *   _origin/audit/{yyyy}/{mm}/{dd}/{time}-{rand}.json audit events
- *   _origin/log/{snapshot version}.json               release log entries (issue 7 replaces this)
+ *   _origin/log/lock.json                             the log's append lease, shared by all instances
  */
 export const PRIVATE_PREFIX = '_origin/';
 
@@ -29,6 +31,15 @@ export const versionedRootKey = (version: number): string => `metadata/${version
 export const versionedKey = (role: 'targets' | 'snapshot', version: number): string =>
   `metadata/${version}.${role}.json`;
 export const TIMESTAMP_KEY = 'metadata/timestamp.json';
+
+/** The role and version a versioned metadata key names (`metadata/3.targets.json`). */
+export function parseVersionedKey(key: string): { role: string; version: number } | undefined {
+  const match = /^metadata\/([1-9][0-9]*)\.(.+)\.json$/.exec(key);
+  const [, version, role] = match ?? [];
+  return version === undefined || role === undefined
+    ? undefined
+    : { role, version: Number(version) };
+}
 export const ROOT_COPY_KEY = 'metadata/root.json';
 
 /** The consistent-snapshot name of a target: the hash prefixes the file's base name. */
@@ -61,6 +72,7 @@ export const publicationKey = (snapshotVersion: number): string =>
 export const PENDING_ROOT_KEY = `${PRIVATE_PREFIX}pending-root.json`;
 export const NONCES_PREFIX = `${PRIVATE_PREFIX}nonces/`;
 export const AUDIT_PREFIX = `${PRIVATE_PREFIX}audit/`;
-export const LOG_PREFIX = `${PRIVATE_PREFIX}log/`;
-export const logEntryKey = (snapshotVersion: number): string =>
-  `${LOG_PREFIX}${String(snapshotVersion).padStart(12, '0')}.json`;
+/** The transparency log, public: every mirror serves it. */
+export const LOG_PREFIX = 'log/';
+export const LOG_CHECKPOINT_KEY = `${LOG_PREFIX}checkpoint`;
+export const LOG_LOCK_KEY = `${PRIVATE_PREFIX}log/lock.json`;

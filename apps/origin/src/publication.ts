@@ -1,9 +1,10 @@
 /**
  * Atomic publication. Every change clients can see — a release, a re-signed snapshot, a new
  * root — is a publication: a plan written to the private prefix first, then carried out in a
- * fixed order: blobs and deltas, versioned metadata, the log entry, new roots, and
- * `timestamp.json` last. The timestamp is the one switch clients follow, so until it moves
- * they see the previous publication, complete.
+ * fixed order: blobs and deltas, versioned metadata, the transparency log's entries (one per
+ * new root, targets and snapshot version), new roots, and `timestamp.json` last. The
+ * timestamp is the one switch clients follow, so until it moves they see the previous
+ * publication, complete.
  *
  * The plan object is also the lock: it is created with If-None-Match under the snapshot
  * version it will publish, so of two origin instances only one can own a version, and a
@@ -30,11 +31,11 @@ import {
   ROOT_COPY_KEY,
   TIMESTAMP_KEY,
   publicationKey,
+  parseVersionedKey,
   publishedMarkerKey,
   versionedKey,
   versionedRootKey,
 } from './layout.js';
-import type { ReleaseLogEntry } from './release-log.js';
 import { parseStored, readHead, snapshotVersionOf, type Head } from './repository.js';
 import {
   createOrMatch,
@@ -61,13 +62,17 @@ export interface PublicationPlan {
   readonly snapshotVersion: number;
   readonly reason: 'release' | 'snapshot-refresh' | 'root';
   readonly release?: string | undefined;
+  /** Also the time of the plan's log entries, so that finishing it again logs the same bytes. */
   readonly created: string;
   readonly blobs: readonly PlannedBlob[];
   /** Versioned targets and snapshot metadata: key and base64 bytes. */
   readonly metadata: readonly { readonly key: string; readonly bytes: string }[];
   /** New root versions, in order; visible the moment they are written, so after the log. */
   readonly roots: readonly { readonly key: string; readonly bytes: string }[];
-  readonly log: ReleaseLogEntry;
+  /** The targets version the snapshot names (new or kept). */
+  readonly targetsVersion: number;
+  /** Key ids whose signatures approved the targets metadata (empty when it is kept). */
+  readonly approvedBy: readonly string[];
   /** What the timestamp will say of the new snapshot. */
   readonly snapshotMeta: {
     readonly version: number;
@@ -139,8 +144,10 @@ async function buildPlan(
   const roots = content.roots ?? [];
   const newestRoot = roots.at(-1)?.signed ?? head.root.signed;
   // Checked before anything is written: a plan that could not end with a timestamp the
-  // newest root accepts would leave clients with a root that rejects the live timestamp.
+  // newest root accepts would leave clients with a root that rejects the live timestamp, and
+  // one whose log key is missing would stop at the log, its snapshot version taken.
   signersFor(ctx.online.timestamp, [head.root.signed, newestRoot], 'timestamp');
+  await ctx.log.writerFor(newestRoot);
   const snapshot = await signMetadata(
     new Metadata(
       new Snapshot({
@@ -172,8 +179,6 @@ async function buildPlan(
     key: versionedRootKey(r.signed.version),
     bytes: r.toBytes(),
   }));
-  const hashes: Record<string, string> = {};
-  for (const file of [...metadata, ...rootFiles]) hashes[file.key] = sha256Hex(file.bytes);
   return {
     format: 1,
     snapshotVersion,
@@ -183,15 +188,8 @@ async function buildPlan(
     blobs: content.blobs,
     metadata: metadata.map((m) => ({ key: m.key, bytes: toBase64(m.bytes) })),
     roots: rootFiles.map((m) => ({ key: m.key, bytes: toBase64(m.bytes) })),
-    log: {
-      snapshotVersion,
-      targetsVersion: targets.signed.version,
-      rootVersion: newestRoot.version,
-      metadata: hashes,
-      release: content.release,
-      approvedBy: content.approvedBy,
-      time: now.toISOString(),
-    },
+    targetsVersion: targets.signed.version,
+    approvedBy: content.approvedBy,
     snapshotMeta: {
       version: snapshotVersion,
       length: snapshotBytes.length,
@@ -301,7 +299,7 @@ async function commitTimestamp(
 async function markReleasePublished(ctx: OriginContext, plan: PublicationPlan): Promise<void> {
   if (plan.release === undefined) return;
   await writeJson(ctx.store, publishedMarkerKey(plan.release), {
-    targetsVersion: plan.log.targetsVersion,
+    targetsVersion: plan.targetsVersion,
     snapshotVersion: plan.snapshotVersion,
     time: ctx.now().toISOString(),
   });
@@ -313,6 +311,25 @@ async function isPlanSnapshot(ctx: OriginContext, plan: PublicationPlan): Promis
   return found !== undefined && sha256Hex(found.bytes) === plan.snapshotMeta.sha256;
 }
 
+/**
+ * Appends the plan's files to the transparency log the newest root it publishes under
+ * declares: new roots in order, then targets and snapshot, stamped with the plan's time.
+ */
+async function appendToLog(ctx: OriginContext, plan: PublicationPlan): Promise<void> {
+  const files = [...plan.roots, ...plan.metadata].map((file) => {
+    const named = parseVersionedKey(file.key);
+    if (named === undefined)
+      throw new OriginError('INTEGRITY', `plan: ${file.key} is not versioned`);
+    return { ...named, bytes: decode(file.bytes, file.key) };
+  });
+  const newest = plan.roots.at(-1);
+  const root =
+    newest === undefined
+      ? (await ctx.roots.newest()).signed
+      : parseStored(decode(newest.bytes, newest.key), 'root', newest.key).signed;
+  await ctx.log.append(root, files, new Date(plan.created));
+}
+
 /** Carries out `plan` from wherever it stopped. */
 async function executePlan(ctx: OriginContext, plan: PublicationPlan): Promise<void> {
   const v = plan.snapshotVersion;
@@ -322,7 +339,7 @@ async function executePlan(ctx: OriginContext, plan: PublicationPlan): Promise<v
     await createOrMatch(ctx.store, file.key, decode(file.bytes, file.key));
   }
   step(ctx, 'metadata', v);
-  await ctx.log.append(plan.log);
+  await appendToLog(ctx, plan);
   step(ctx, 'log', v);
   for (const file of plan.roots) {
     await createOrMatch(ctx.store, file.key, decode(file.bytes, file.key));
@@ -342,13 +359,29 @@ async function executePlan(ctx: OriginContext, plan: PublicationPlan): Promise<v
   step(ctx, 'cleaned', v);
 }
 
+/**
+ * A plan as this version reads it. Plans written before the transparency log kept their
+ * targets version and approvals in a `log` record; one may be left half-done across an upgrade.
+ */
+function upgradePlan(stored: PublicationPlan): PublicationPlan {
+  const plan = stored as Partial<PublicationPlan> & {
+    log?: { targetsVersion?: number; approvedBy?: readonly string[] };
+  };
+  if (typeof plan.targetsVersion === 'number') return stored;
+  return {
+    ...stored,
+    targetsVersion: plan.log?.targetsVersion ?? 0,
+    approvedBy: plan.log?.approvedBy ?? [],
+  };
+}
+
 /** Plans in the store, oldest first. */
 async function pendingPlans(ctx: OriginContext): Promise<PublicationPlan[]> {
   const objects = await listAll(ctx.store, PUBLICATIONS_PREFIX);
   const plans: PublicationPlan[] = [];
   for (const object of objects) {
     const found = await readJson<PublicationPlan>(ctx.store, object.key);
-    if (found !== undefined) plans.push(found.value);
+    if (found !== undefined) plans.push(upgradePlan(found.value));
   }
   return plans.sort((a, b) => a.snapshotVersion - b.snapshotVersion);
 }

@@ -626,7 +626,7 @@ export async function addSignature(
   let versions: { targetsVersion: number; snapshotVersion: number };
   try {
     const plan = await publishRelease(ctx, id);
-    versions = { targetsVersion: plan.log.targetsVersion, snapshotVersion: plan.snapshotVersion };
+    versions = { targetsVersion: plan.targetsVersion, snapshotVersion: plan.snapshotVersion };
   } catch (error) {
     const meanwhile = isOriginError(error, 'STALE_DRAFT')
       ? await publishedMeanwhile(ctx, id)
@@ -662,7 +662,7 @@ export async function publishedMeanwhile(
 
 /**
  * Publishes release `id` if its draft has a threshold of signatures. Idempotent: a release
- * already published returns its log entry's versions.
+ * already published returns its versions.
  */
 export async function publishRelease(ctx: OriginContext, id: string): Promise<PublicationPlan> {
   const draft = await readDraft(ctx, id);

@@ -172,10 +172,13 @@ export interface PendingRoot {
   readonly bytes: Uint8Array;
   readonly etag: string;
   readonly reason: string;
+  /** When it was proposed (records older than the transparency log have no time). */
+  readonly proposed?: Date | undefined;
 }
 
 interface PendingRootRecord {
   readonly reason: string;
+  readonly proposed?: string;
   readonly metadata: unknown;
 }
 
@@ -183,16 +186,23 @@ export async function readPendingRoot(store: BlobStore): Promise<PendingRoot | u
   const found = await readJson<PendingRootRecord>(store, PENDING_ROOT_KEY);
   if (found === undefined) return undefined;
   const bytes = new TextEncoder().encode(JSON.stringify(found.value.metadata, null, 1));
+  const proposed =
+    typeof found.value.proposed === 'string' ? new Date(found.value.proposed) : undefined;
   return {
     root: parseStored(bytes, 'root', PENDING_ROOT_KEY),
     bytes,
     etag: found.etag,
     reason: found.value.reason,
+    proposed: proposed === undefined || Number.isNaN(proposed.getTime()) ? undefined : proposed,
   };
 }
 
-export function pendingRootRecord(root: Metadata<Root>, reason: string): PendingRootRecord {
-  return { reason, metadata: root.toJSON() };
+export function pendingRootRecord(
+  root: Metadata<Root>,
+  reason: string,
+  proposed: Date,
+): PendingRootRecord {
+  return { reason, proposed: proposed.toISOString(), metadata: root.toJSON() };
 }
 
 export async function objectExists(store: BlobStore, key: string): Promise<boolean> {

@@ -6,7 +6,7 @@
  */
 import type { BlobStore } from '@cairn/storage/blob-store';
 import type { Key } from '@cairn/verify/keys';
-import type { Signer } from '@cairn/verify/signer';
+import type { Ed25519Signer, Signer } from '@cairn/verify/signer';
 import { publishPendingRoot } from './admin.js';
 import { AuditLog, type AuditAction } from './audit.js';
 import type { OriginContext, Policy, PublicationStep } from './context.js';
@@ -15,7 +15,6 @@ import { collectGarbage, type GcReport } from './gc.js';
 import { createLogger, type Logger } from './log.js';
 import { MetricsRegistry } from './metrics.js';
 import { publish, recoverPublications, refreshTimestamp } from './publication.js';
-import { StoreReleaseLog, type ReleaseLog } from './release-log.js';
 import {
   addSignature,
   completeRelease,
@@ -32,6 +31,7 @@ import { readHead, readPendingRoot, RootChain } from './repository.js';
 import { NonceStore, verifyRequest } from './request-auth.js';
 import { listAll } from './store-io.js';
 import { PUBLICATIONS_PREFIX } from './layout.js';
+import { TransparencyLog } from './transparency-log.js';
 
 export interface OriginServiceOptions {
   readonly store: BlobStore;
@@ -40,7 +40,11 @@ export interface OriginServiceOptions {
   readonly authWindowMs: number;
   readonly logger?: Logger | undefined;
   readonly now?: (() => Date) | undefined;
-  readonly log?: ReleaseLog | undefined;
+  /**
+   * The transparency log's private key (`keys.log`). Required once the root declares a log
+   * (`x-cairn-log`): publications are refused without it. Unused when it declares none.
+   */
+  readonly logKey?: Ed25519Signer | undefined;
   readonly onStep?: ((step: PublicationStep, snapshotVersion: number) => void) | undefined;
 }
 
@@ -63,6 +67,8 @@ export interface OriginStatus {
     { readonly id: string; readonly signatures: number; readonly threshold: number } | undefined;
   readonly pendingRoot?: { readonly version: number; readonly reason: string } | undefined;
   readonly pendingPublications: number;
+  /** The transparency log: its origin line and how many entries its checkpoint covers. */
+  readonly log?: { readonly origin: string; readonly size: number } | undefined;
 }
 
 export interface TickReport {
@@ -96,7 +102,7 @@ export class OriginService {
       roots: new RootChain(options.store),
       online: options.online,
       policy: options.policy,
-      log: options.log ?? new StoreReleaseLog(options.store),
+      log: new TransparencyLog(options.store, options.logKey, now),
       now,
       onStep: options.onStep,
     };
@@ -147,6 +153,14 @@ export class OriginService {
           const s = status[role];
           return s === undefined ? [] : [{ labels: { role }, value: s.version }];
         });
+      },
+    );
+    this.metrics.gaugeCallback(
+      'cairn_origin_log_size',
+      'Entries in the transparency log, as its checkpoint says (absent when there is no log).',
+      async () => {
+        const log = await this.ctx.log.size();
+        return log === undefined ? [] : [{ value: log.size }];
       },
     );
     this.metrics.gaugeCallback(
@@ -352,7 +366,19 @@ export class OriginService {
           ? undefined
           : { version: pending.root.signed.version, reason: pending.reason },
       pendingPublications: (await listAll(this.ctx.store, PUBLICATIONS_PREFIX)).length,
+      log: await this.ctx.log.size(),
     };
+  }
+
+  /**
+   * Refuses to start an origin that could not log what it publishes: the newest root (or the
+   * pending one) declares a log whose key this origin does not hold.
+   */
+  async checkLogKey(): Promise<void> {
+    const newest = await this.ctx.roots.newest();
+    await this.ctx.log.writerFor(newest.signed);
+    const pending = await readPendingRoot(this.ctx.store);
+    if (pending !== undefined) await this.ctx.log.writerFor(pending.root.signed);
   }
 
   /**
@@ -407,7 +433,7 @@ export class OriginService {
         outcome: 'ok',
         actor: 'origin',
         release: draft.id,
-        details: { targetsVersion: plan.log.targetsVersion, snapshotVersion: plan.snapshotVersion },
+        details: { targetsVersion: plan.targetsVersion, snapshotVersion: plan.snapshotVersion },
       });
       return draft.id;
     });

@@ -2,10 +2,13 @@
  * Starting the origin from its configuration: the one function `cairn serve` and the
  * `cairn-origin` binary both call.
  *
- * Online key files are encrypted; their passphrase comes from CAIRN_ONLINE_PASSPHRASE.
+ * Online key files are encrypted; their passphrase comes from CAIRN_ONLINE_PASSPHRASE. The
+ * log key file (keys.log) has the same passphrase; it is read when it exists, and the origin
+ * refuses to start when the root declares a log and the file is missing or holds another key.
  * CAIRN_TEST_CRASH_AT=<step>[:<snapshot version>] kills the process with SIGKILL right after
  * that publication step — a fault-injection hook for the crash-safety tests, inert unless set.
  */
+import { access } from 'node:fs/promises';
 import { loadConfig, openStore, describeConfig, type OriginConfig } from './config.js';
 import { PUBLICATION_STEPS, type PublicationStep } from './context.js';
 import { OriginError } from './errors.js';
@@ -38,6 +41,16 @@ function crashHook(
   };
 }
 
+/** False only when nothing is there: any other failure is readKeyFile's to report. */
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT';
+  }
+}
+
 export async function startOrigin(
   config: OriginConfig,
   options: { env?: Environment; logger?: Logger } = {},
@@ -47,17 +60,23 @@ export async function startOrigin(
   const passphrase = passphraseFromEnv(ONLINE_PASSPHRASE_VARIABLE, env);
   const snapshot = await readKeyFile(config.keys.snapshot, passphrase);
   const timestamp = await readKeyFile(config.keys.timestamp, passphrase);
+  const logKey = (await fileExists(config.keys.log))
+    ? await readKeyFile(config.keys.log, passphrase)
+    : undefined;
   const service = new OriginService({
     store: openStore(config.storage),
     online: { snapshot: [snapshot], timestamp: [timestamp] },
     policy: config.policy,
     authWindowMs: config.auth.windowSeconds * 1000,
     logger,
+    logKey,
     onStep: crashHook(env),
   });
   logger.info('starting', { config: describeConfig(config) });
-  // Fail fast on a store without a repository rather than answer every request with it.
+  // Fail fast on a store without a repository rather than answer every request with it, and
+  // on a log key that cannot sign for the log the root declares.
   await service.status();
+  await service.checkLogKey();
   const running = await serveOrigin(service, {
     host: config.listen.host,
     port: config.listen.port,

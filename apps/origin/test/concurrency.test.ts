@@ -34,20 +34,19 @@ import {
   uniqueBucketName,
   type MinioConnection,
 } from '@cairn/storage/testing/minio';
+import type { Checkpoint } from '@cairn/tlog/checkpoint';
 import { Metadata, verifyDelegate, type Root } from '@cairn/verify/metadata';
 import { afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
 import { isOriginError } from '../src/errors.js';
 import {
-  LOG_PREFIX,
+  LOG_CHECKPOINT_KEY,
   PUBLICATIONS_PREFIX,
   TIMESTAMP_KEY,
-  logEntryKey,
   publicationKey,
 } from '../src/layout.js';
 import { createLogger } from '../src/log.js';
 import { publish, refreshTimestamp } from '../src/publication.js';
 import { PublisherClient } from '../src/publisher-client.js';
-import type { ReleaseLogEntry } from '../src/release-log.js';
 import { serveOrigin } from '../src/server.js';
 import { OriginService, type TickReport } from '../src/service.js';
 import {
@@ -55,6 +54,8 @@ import {
   clientView,
   generateKeys,
   initTestRepository,
+  logReaderOn,
+  loggedEntries,
   writeTree,
   type TestKeys,
 } from './support/origin-fixture.js';
@@ -232,15 +233,39 @@ async function checkLinearHistory(admin: S3Client, bucket: string, root: Root): 
   for (let i = 1; i < pointedAt.length; i++) {
     expect(pointedAt[i]).toBeGreaterThanOrEqual(pointedAt[i - 1] ?? 0);
   }
-  const entries = new Map<number, ReleaseLogEntry>();
-  for (const v of await allVersions(admin, bucket, LOG_PREFIX)) {
-    const entry = JSON.parse(new TextDecoder().decode(v.bytes)) as ReleaseLogEntry;
-    expect(entries.has(entry.snapshotVersion)).toBe(false);
-    entries.set(entry.snapshotVersion, entry);
+  // One log: every checkpoint ever written extends the one before it.
+  const logStore = bucketStore(minio, bucket);
+  cleanups.push(() => Promise.resolve(logStore.destroy()));
+  const reader = await logReaderOn(logStore);
+  const checkpoints = await allVersions(admin, bucket, LOG_CHECKPOINT_KEY);
+  let previous: Checkpoint | undefined;
+  for (const written of checkpoints) {
+    const { checkpoint } = await reader.open(written.bytes);
+    if (previous !== undefined) {
+      expect(checkpoint.size).toBeGreaterThan(previous.size);
+      await reader.checkConsistent(previous, checkpoint);
+    }
+    previous = checkpoint;
   }
-  expect([...entries.keys()].sort((a, b) => a - b)).toEqual(
-    Array.from({ length: M }, (_, i) => i + 1),
-  );
+  // Every version published is in it exactly once, in order: root 1, then each publication's
+  // targets (when new) and snapshot.
+  const logged = await loggedEntries(logStore);
+  expect(logged.map((e) => `${e.role} ${e.version}`)).toEqual([
+    'root 1',
+    ...snapshotOrder(byKey, M).flatMap(({ targets, snapshot }) => [
+      ...(targets === undefined ? [] : [`targets ${targets}`]),
+      `snapshot ${snapshot}`,
+    ]),
+  ]);
+  for (const entry of logged) {
+    const bytes = byKey.get(`metadata/${entry.version}.${entry.role}.json`)?.[0];
+    expect({ role: entry.role, version: entry.version, sha256: entry.sha256 }).toEqual({
+      role: entry.role,
+      version: entry.version,
+      sha256: sha256(bytes ?? new Uint8Array()),
+    });
+    expect(entry.length).toBe(bytes?.length);
+  }
   let previousTargets = 0;
   for (let v = 1; v <= M; v++) {
     const key = `metadata/${v}.snapshot.json`;
@@ -259,9 +284,6 @@ async function checkLinearHistory(admin: S3Client, bucket: string, root: Root): 
     expect(targetsMeta?.hashes?.sha256).toBe(sha256(targetsBytes ?? new Uint8Array()));
     expect(targetsMeta?.version).toBeGreaterThanOrEqual(previousTargets);
     previousTargets = targetsMeta?.version ?? 0;
-    // The log saw exactly this snapshot.
-    expect(entries.get(v)?.metadata[key]).toBe(sha256(bytes));
-    expect(entries.get(v)?.targetsVersion).toBe(targetsMeta?.version);
   }
   expect(previousTargets).toBe(T);
   return {
@@ -270,6 +292,26 @@ async function checkLinearHistory(admin: S3Client, bucket: string, root: Root): 
     snapshotVersions: M,
     targetsVersions: T,
   };
+}
+
+/**
+ * Snapshot versions 1..M in order, each with the targets version it first names (undefined
+ * when an earlier snapshot named it already): the order the origin logs them in.
+ */
+function snapshotOrder(
+  byKey: ReadonlyMap<string, Uint8Array[]>,
+  M: number,
+): { snapshot: number; targets: number | undefined }[] {
+  let last = 0;
+  return Array.from({ length: M }, (_, i) => {
+    const key = `metadata/${i + 1}.snapshot.json`;
+    const bytes = byKey.get(key)?.[0];
+    if (bytes === undefined) throw new Error(`${key} missing`);
+    const targets = Metadata.fromBytes(bytes, 'snapshot', key).signed.meta.get('targets.json');
+    const fresh = targets !== undefined && targets.version > last ? targets.version : undefined;
+    last = Math.max(last, targets?.version ?? 0);
+    return { snapshot: i + 1, targets: fresh };
+  });
 }
 
 /** Refreshes `clients` every `everyMs` until stopped; errors are collected, never thrown. */
@@ -458,7 +500,7 @@ describe('two origin instances on one bucket', () => {
     // One timestamp write per successful refresh and one per snapshot version: no double writes.
     expect(history.timestamps.length).toBe(written.length + history.snapshotVersions);
     expect(written.every((v) => history.timestamps.includes(v))).toBe(true);
-    expect(await logEntryCount(store)).toBe(history.snapshotVersions);
+    expect(await logEntryCount(store)).toBe(1 + history.targetsVersions + history.snapshotVersions);
     expect(await clientView(store)).toEqual({ version: 1, files: files(1) });
   }, 90_000);
 
@@ -572,6 +614,7 @@ function serviceOptions(store: BlobStore) {
     policy: TEST_POLICY,
     authWindowMs: 300_000,
     logger: createLogger({ write: () => undefined }),
+    logKey: keys.log,
   };
 }
 
@@ -580,10 +623,9 @@ async function clientRoot(store: BlobStore): Promise<Metadata<Root>> {
   return service.ctx.roots.newest();
 }
 
+/** Entries in the log: root 1 and one per targets and snapshot version. */
 async function logEntryCount(store: BlobStore): Promise<number> {
-  const keys = await keysUnder(store, LOG_PREFIX);
-  expect(keys[0]).toBe(logEntryKey(1));
-  return keys.length;
+  return (await loggedEntries(store)).length;
 }
 
 /** Release 1 through the service itself (no HTTP): push, upload, complete, two signatures. */

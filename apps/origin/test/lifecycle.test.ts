@@ -142,6 +142,7 @@ describe('key changes go through a pending root', () => {
       authWindowMs: 300_000,
       logger: createLogger({ write: () => undefined }),
       now: () => clock,
+      logKey: origin.keys.log,
     });
     expect((await restarted.tick()).rootVersion).toBe(2);
     const ts = (await head()).published?.timestamp;

@@ -174,6 +174,7 @@ describe('object storage down', () => {
         policy: TEST_POLICY,
         authWindowMs: 300_000,
         logger: createLogger({ write: (line) => logs.push(line) }),
+        logKey: keys.log,
         onStep: (at, snapshotVersion) => {
           if (at === step && snapshotVersion === 2) halted ??= own.halt();
         },

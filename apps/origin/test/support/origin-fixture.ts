@@ -1,6 +1,7 @@
 /**
  * A whole origin for tests: keys, an initialised repository in a store (memory unless given
- * one), the service served over real HTTP on 127.0.0.1, and publisher clients.
+ * one) with a transparency log, the service served over real HTTP on 127.0.0.1, and
+ * publisher clients; and the log read back from the store.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -10,6 +11,9 @@ import { MemoryBlobStore } from '@cairn/storage/memory-store';
 import { VerifyError } from '@cairn/verify/errors';
 import { webHashPort } from '@cairn/verify/hash';
 import type { Fetcher, MetadataStore } from '@cairn/verify/ports';
+import { checkpointPolicy } from '@cairn/tlog/log-config';
+import { parseEntry, type MetadataEntry } from '@cairn/tlog/entry';
+import { LogReader } from '@cairn/tlog/log-reader';
 import { Ed25519Signer } from '@cairn/verify/signer';
 import { Updater } from '@cairn/verify/updater';
 import { initRepository } from '../../src/admin.js';
@@ -19,6 +23,9 @@ import { PublisherClient } from '../../src/publisher-client.js';
 import { RootChain } from '../../src/repository.js';
 import { serveOrigin, type RunningOrigin } from '../../src/server.js';
 import { OriginService } from '../../src/service.js';
+import { TEST_LOG_NAME } from '../../src/testing/logged-repository.js';
+import { LOG_PREFIX } from '../../src/layout.js';
+import { declaredLog } from '../../src/transparency-log.js';
 
 const DAY = 86_400_000;
 
@@ -40,6 +47,7 @@ export interface TestKeys {
   readonly carol: Ed25519Signer;
   readonly snapshot: Ed25519Signer;
   readonly timestamp: Ed25519Signer;
+  readonly log: Ed25519Signer;
 }
 
 export async function generateKeys(): Promise<TestKeys> {
@@ -51,19 +59,30 @@ export async function generateKeys(): Promise<TestKeys> {
     carol: await g(),
     snapshot: await g(),
     timestamp: await g(),
+    log: await g(),
   };
 }
 
-export async function initTestRepository(store: BlobStore, keys: TestKeys, now = new Date()) {
+/** Root version 1: publishers alice and bob (named), and the log (`log: false`: none). */
+export async function initTestRepository(
+  store: BlobStore,
+  keys: TestKeys,
+  now = new Date(),
+  options: { log?: boolean } = {},
+) {
   return initRepository(store, {
     rootSigners: keys.root,
     rootThreshold: 2,
-    publishers: [ref(keys.alice), ref(keys.bob)],
+    publishers: [
+      { ...ref(keys.alice), name: 'alice' },
+      { ...ref(keys.bob), name: 'bob' },
+    ],
     targetsThreshold: 2,
     snapshotKey: ref(keys.snapshot),
     timestampKey: ref(keys.timestamp),
     rootExpiry: TEST_POLICY.expiry.root,
     now,
+    log: options.log === false ? undefined : { name: TEST_LOG_NAME, key: keys.log },
   });
 }
 
@@ -97,6 +116,7 @@ export async function startTestOrigin(
     authWindowMs: 300_000,
     logger: createLogger({ write: (line) => logs.push(line) }),
     now: options.now,
+    logKey: keys.log,
   });
   const running: RunningOrigin = await serveOrigin(service, { host: '127.0.0.1', port: 0 });
   return {
@@ -181,4 +201,28 @@ export async function clientView(
     files[path] = new TextDecoder().decode(await updater.downloadTarget(info));
   }
   return { version: targets.signed.version, files };
+}
+
+/** The transparency log as a reader of any mirror sees it, straight from the store. */
+export async function logReaderOn(store: BlobStore): Promise<LogReader> {
+  const root = await new RootChain(store).newest();
+  const config = declaredLog(root.signed);
+  if (config === undefined) throw new Error('the root declares no log');
+  return new LogReader(
+    async (path) => {
+      const result = await store.get(`${LOG_PREFIX}${path}`);
+      if (result.notModified) throw new Error('304');
+      return new Uint8Array(await new Response(result.body).arrayBuffer());
+    },
+    await checkpointPolicy(config),
+  );
+}
+
+/** Every entry of the log, verified against its signed checkpoint; [] when there is none yet. */
+export async function loggedEntries(store: BlobStore): Promise<MetadataEntry[]> {
+  if ((await store.head(`${LOG_PREFIX}checkpoint`)) === undefined) return [];
+  const reader = await logReaderOn(store);
+  const { checkpoint } = await reader.latest();
+  const entries = await reader.entries(checkpoint, 0, checkpoint.size);
+  return entries.map((bytes) => parseEntry(bytes));
 }

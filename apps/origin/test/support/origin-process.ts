@@ -1,6 +1,6 @@
 /**
  * The origin as the operator runs it: `node dist/main.js --config FILE` in a child process,
- * over a real bucket. `prepareOriginHome` writes the config and the encrypted online key files
+ * over a real bucket. `prepareOriginHome` writes the config and the encrypted online and log key files
  * into a temporary directory; `spawnOrigin` starts the binary, waits for its "listening" line
  * and can SIGKILL it or stop it with SIGTERM. Run `npm run build` first: this runs dist/.
  */
@@ -41,7 +41,7 @@ export interface OriginHomeOptions {
   readonly policy?: Record<string, unknown>;
 }
 
-/** A directory with `config.json` (S3 storage on `bucket`) and the two online key files. */
+/** A directory with `config.json` (S3 storage on `bucket`), the two online key files and the log's. */
 export async function prepareOriginHome(options: OriginHomeOptions): Promise<OriginHome> {
   const directory = await mkdtemp(join(tmpdir(), 'cairn-origin-home-'));
   await mkdir(join(directory, 'keys'));
@@ -50,6 +50,9 @@ export async function prepareOriginHome(options: OriginHomeOptions): Promise<Ori
     scryptN: MIN_SCRYPT_N,
   });
   await writeKeyFile(join(directory, 'keys/timestamp.key'), options.keys.timestamp, PASSPHRASE, {
+    scryptN: MIN_SCRYPT_N,
+  });
+  await writeKeyFile(join(directory, 'keys/log.key'), options.keys.log, PASSPHRASE, {
     scryptN: MIN_SCRYPT_N,
   });
   const { connection } = options;
@@ -64,7 +67,7 @@ export async function prepareOriginHome(options: OriginHomeOptions): Promise<Ori
       accessKeyId: connection.accessKeyId,
       secretAccessKey: connection.secretAccessKey,
     },
-    keys: { snapshot: 'keys/snapshot.key', timestamp: 'keys/timestamp.key' },
+    keys: { snapshot: 'keys/snapshot.key', timestamp: 'keys/timestamp.key', log: 'keys/log.key' },
     schedule: { intervalSeconds: options.intervalSeconds ?? 3600 },
     ...(options.policy === undefined ? {} : { policy: options.policy }),
   };
