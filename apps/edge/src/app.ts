@@ -5,6 +5,10 @@
  * answers /health and /metrics, and maps every failure to a status in one `onError`.
  */
 import type { ObjectInfo } from '@cairn/storage/blob-store';
+import { parseCheckpoint } from '@cairn/tlog/checkpoint';
+import { isTlogError } from '@cairn/tlog/errors';
+import { MAX_NOTE_BYTES } from '@cairn/tlog/limits';
+import { parseNote } from '@cairn/tlog/note';
 import { Metadata } from '@cairn/verify/metadata';
 import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
@@ -18,7 +22,7 @@ import {
   type Preconditions,
 } from './http.js';
 import { EdgeMetrics, type EdgeEvent, type RequestClass } from './metrics.js';
-import { classifyPath, type RepoPath } from './paths.js';
+import { CHECKPOINT_KEY, classifyPath, type RepoPath } from './paths.js';
 import { FullFileRateLimiter } from './rate-limit.js';
 import type { ObjectSource, SourceObject } from './source.js';
 
@@ -50,6 +54,7 @@ const TIMESTAMP_PATH: RepoPath = {
   immutable: false,
   role: 'timestamp',
 };
+const CHECKPOINT_PATH: RepoPath = { key: CHECKPOINT_KEY, kind: 'checkpoint', immutable: false };
 /** More than any timestamp.json the origin writes; /health reads no further. */
 const MAX_TIMESTAMP_BYTES = 64 * 1024;
 
@@ -68,9 +73,20 @@ function cacheControl(config: EdgeConfig, path: RepoPath): string {
 }
 
 function contentType(path: RepoPath): string {
-  return path.kind === 'target' || path.kind === 'delta'
-    ? 'application/octet-stream'
-    : 'application/json';
+  switch (path.kind) {
+    case 'target':
+    case 'delta':
+    case 'tile':
+      return 'application/octet-stream';
+    case 'checkpoint':
+      // A C2SP signed note: UTF-8 text.
+      return 'text/plain; charset=utf-8';
+    case 'timestamp':
+    case 'root-copy':
+    case 'root':
+    case 'metadata':
+      return 'application/json';
+  }
 }
 
 /** The headers every representation of an object carries, whatever the status. */
@@ -121,10 +137,36 @@ const EVENT_OF: Partial<Record<EdgeError['code'], EdgeEvent>> = {
   VERIFICATION_FAILED: 'verification_failure',
   UPSTREAM_UNAVAILABLE: 'upstream_error',
   UPSTREAM_INVALID: 'upstream_invalid',
+  SPLIT_VIEW: 'split_view',
   RATE_LIMITED: 'rate_limited',
 };
 
-async function readCapped(body: ReadableStream<Uint8Array>, cap: number): Promise<Uint8Array> {
+/**
+ * The log's size for /health, from log/checkpoint as the source serves it (verified, with a
+ * trusted root that declares a log): undefined without a checkpoint, an error code when it
+ * cannot be served.
+ */
+async function logHealth(
+  source: ObjectSource,
+): Promise<{ size: number } | { error: string; message: string } | undefined> {
+  try {
+    const object = await source.get(CHECKPOINT_PATH);
+    const bytes = await readCapped(object.body, MAX_NOTE_BYTES, CHECKPOINT_KEY);
+    return { size: parseCheckpoint(parseNote(bytes).text).size };
+  } catch (error) {
+    if (isEdgeError(error, 'NOT_FOUND')) return undefined;
+    if (isEdgeError(error) || isTlogError(error)) {
+      return { error: error.code, message: error.message };
+    }
+    throw error;
+  }
+}
+
+async function readCapped(
+  body: ReadableStream<Uint8Array>,
+  cap: number,
+  what: string,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = body.getReader();
@@ -134,7 +176,7 @@ async function readCapped(body: ReadableStream<Uint8Array>, cap: number): Promis
     total += value.length;
     if (total > cap) {
       await reader.cancel();
-      throw new EdgeError('VERIFICATION_FAILED', `timestamp.json is larger than ${cap} bytes`);
+      throw new EdgeError('VERIFICATION_FAILED', `${what} is larger than ${cap} bytes`);
     }
     chunks.push(value);
   }
@@ -194,7 +236,11 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
     if (isEdgeError(error)) {
       const event = EVENT_OF[error.code];
       if (event !== undefined) metrics.event(event);
-      if (error.code === 'VERIFICATION_FAILED' || error.code === 'UPSTREAM_INVALID') {
+      if (
+        error.code === 'VERIFICATION_FAILED' ||
+        error.code === 'UPSTREAM_INVALID' ||
+        error.code === 'SPLIT_VIEW'
+      ) {
         // Loud on purpose: someone wrote into the bucket without the keys, or upstream lies.
         log({
           level: 'error',
@@ -230,13 +276,15 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
     };
     try {
       const object = await source.get(TIMESTAMP_PATH);
-      const bytes = await readCapped(object.body, MAX_TIMESTAMP_BYTES);
+      const bytes = await readCapped(object.body, MAX_TIMESTAMP_BYTES, 'timestamp.json');
       const timestamp = Metadata.fromBytes(bytes, 'timestamp', 'timestamp.json');
       const ageSeconds = Math.max(
         0,
         Math.floor((now().getTime() - object.info.lastModified.getTime()) / 1000),
       );
       metrics.timestamp(timestamp.signed.version, ageSeconds);
+      const log = await logHealth(source);
+      if (log !== undefined && 'size' in log) metrics.logSize(log.size);
       return c.json(
         {
           status: 'ok',
@@ -246,6 +294,7 @@ export function createEdgeApp(deps: EdgeDependencies): Hono<Env> {
             expires: timestamp.signed.expires.toISOString(),
             ageSeconds,
           },
+          ...(log === undefined ? {} : { log }),
         },
         200,
         headers,

@@ -21,6 +21,11 @@ export type EdgeErrorCode =
   | 'UPSTREAM_UNAVAILABLE'
   /** The upstream answered with bytes that do not match verified metadata. */
   | 'UPSTREAM_INVALID'
+  /**
+   * The upstream's transparency log does not extend the one this mirror holds: a fork, or a
+   * log that went back. Nothing is copied; the mirror keeps serving what it holds.
+   */
+  | 'SPLIT_VIEW'
   /** The configuration (environment, wrangler vars, flags) is wrong. Never sent over HTTP. */
   | 'CONFIG_INVALID';
 
@@ -34,6 +39,7 @@ export const HTTP_STATUS: Record<EdgeErrorCode, number> = {
   VERIFICATION_FAILED: 503,
   UPSTREAM_UNAVAILABLE: 503,
   UPSTREAM_INVALID: 502,
+  SPLIT_VIEW: 502,
   CONFIG_INVALID: 500,
 };
 

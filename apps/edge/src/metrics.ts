@@ -12,6 +12,7 @@ export class EdgeMetrics {
   readonly #bytes = new Map<string, number>();
   readonly #events = new Map<string, number>();
   #timestamp: { version: number; ageSeconds: number } | undefined;
+  #logSize: number | undefined;
 
   request(kind: RequestClass, status: number, bytes: number): void {
     const key = `class="${kind}",status="${status}"`;
@@ -19,13 +20,18 @@ export class EdgeMetrics {
     if (bytes > 0) this.#bytes.set(kind, (this.#bytes.get(kind) ?? 0) + bytes);
   }
 
-  /** cache_hit, cache_miss, storage_error, verification_failure, rate_limited, upstream_error, upstream_invalid. */
+  /** cache_hit, cache_miss, storage_error, verification_failure, rate_limited, upstream_error, upstream_invalid, split_view. */
   event(name: EdgeEvent): void {
     this.#events.set(name, (this.#events.get(name) ?? 0) + 1);
   }
 
   timestamp(version: number, ageSeconds: number): void {
     this.#timestamp = { version, ageSeconds };
+  }
+
+  /** The transparency log's size, from the checkpoint last served or checked. */
+  logSize(size: number): void {
+    this.#logSize = size;
   }
 
   render(): string {
@@ -60,6 +66,13 @@ export class EdgeMetrics {
         `cairn_edge_timestamp_age_seconds ${this.#timestamp.ageSeconds}`,
       );
     }
+    if (this.#logSize !== undefined) {
+      lines.push(
+        '# HELP cairn_edge_log_size Entries in the transparency log, as last seen by /health.',
+        '# TYPE cairn_edge_log_size gauge',
+        `cairn_edge_log_size ${this.#logSize}`,
+      );
+    }
     return `${lines.join('\n')}\n`;
   }
 }
@@ -72,6 +85,7 @@ export const EDGE_EVENTS = [
   'rate_limited',
   'upstream_error',
   'upstream_invalid',
+  'split_view',
 ] as const;
 
 export type EdgeEvent = (typeof EDGE_EVENTS)[number];

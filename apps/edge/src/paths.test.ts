@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { tilePath, tilesForSize } from '@cairn/tlog/tiles';
 import { classifyPath } from './paths.js';
 
 const SHA = 'ab'.repeat(32);
@@ -98,6 +99,61 @@ describe('classifyPath: the repository layout', () => {
   });
 });
 
+describe('classifyPath: the transparency log (C2SP tlog-tiles)', () => {
+  test('log/checkpoint is mutable', () => {
+    expect(classifyPath('/log/checkpoint')).toEqual({
+      key: 'log/checkpoint',
+      kind: 'checkpoint',
+      immutable: false,
+    });
+  });
+
+  test('hash tiles, full and partial, at any level, are immutable', () => {
+    expect(classifyPath('/log/tile/0/000')).toEqual({
+      key: 'log/tile/0/000',
+      kind: 'tile',
+      immutable: true,
+      tile: { level: 0, index: 0, width: 256 },
+    });
+    expect(classifyPath('/log/tile/0/000.p/5')).toEqual({
+      key: 'log/tile/0/000.p/5',
+      kind: 'tile',
+      immutable: true,
+      tile: { level: 0, index: 0, width: 5 },
+    });
+    expect(classifyPath('/log/tile/1/x001/x234/067.p/255')).toMatchObject({
+      key: 'log/tile/1/x001/x234/067.p/255',
+      tile: { level: 1, index: 1_234_067, width: 255 },
+    });
+    expect(classifyPath('/log/tile/63/999')).toMatchObject({
+      tile: { level: 63, index: 999, width: 256 },
+    });
+    expect(classifyPath('/log/tile/2/x001/000.p/1')).toMatchObject({
+      tile: { level: 2, index: 1000, width: 1 },
+    });
+  });
+
+  test('entry bundles are immutable tiles too', () => {
+    expect(classifyPath('/log/tile/entries/000')).toEqual({
+      key: 'log/tile/entries/000',
+      kind: 'tile',
+      immutable: true,
+      tile: { level: 'entries', index: 0, width: 256 },
+    });
+    expect(classifyPath('/log/tile/entries/x123/456.p/17')).toMatchObject({
+      tile: { level: 'entries', index: 123_456, width: 17 },
+    });
+  });
+
+  test('every tile of a real tree is a path the edge serves, and names the same tile', () => {
+    for (const size of [1, 255, 256, 257, 65_536, 70_000, 1_234_567]) {
+      for (const tile of tilesForSize(size)) {
+        expect(classifyPath(`/log/${tilePath(tile)}`)?.tile).toEqual(tile);
+      }
+    }
+  });
+});
+
 describe('classifyPath: everything else is refused', () => {
   test.each([
     ['the root', '/'],
@@ -149,6 +205,35 @@ describe('classifyPath: everything else is refused', () => {
     ['an encoded DEL', `/targets/${SHA}.x%7F`],
     ['a malformed escape', `/targets/%E0%A4%A/${SHA}.x`],
     ['a lone percent', `/targets/100%/${SHA}.x`],
+    ['the log prefix', '/log/'],
+    ['the log without a slash', '/log'],
+    ['a tile listing', '/log/tile/'],
+    ['a level listing', '/log/tile/0/'],
+    ['a differently cased checkpoint', '/log/Checkpoint'],
+    ['a checkpoint with a slash', '/log/checkpoint/'],
+    ['a checkpoint backup', '/log/checkpoint.bak'],
+    ['an encoded checkpoint', '/log/%63heckpoint'],
+    ['the writer lease', '/log/lock.json'],
+    ['the private lease', '/_origin/log/lock.json'],
+    ['two digits', '/log/tile/0/00'],
+    ['four digits', '/log/tile/0/0000'],
+    ['a group without x', '/log/tile/0/001/234'],
+    ['a last group with x', '/log/tile/0/x001'],
+    ['a leading zero group', '/log/tile/0/x000/001'],
+    ['width 0', '/log/tile/0/000.p/0'],
+    ['width 256', '/log/tile/0/000.p/256'],
+    ['a width with a leading zero', '/log/tile/0/000.p/05'],
+    ['a width without .p', '/log/tile/0/000/5'],
+    ['an encoded slash in the width', '/log/tile/0/000.p%2F5'],
+    ['level 64', '/log/tile/64/000'],
+    ['a level with a leading zero', '/log/tile/01/000'],
+    ['a negative level', '/log/tile/-1/000'],
+    ['an entries level with a number', '/log/tile/entries/0/000'],
+    ['an upper-case entries', '/log/tile/Entries/000'],
+    ['a tile with a suffix', '/log/tile/0/000.json'],
+    ['a tile with a trailing slash', '/log/tile/0/000/'],
+    ['a dot-dot tile', '/log/tile/../000'],
+    ['an index past 2^53', '/log/tile/0/x009/x007/x199/x254/x740/x992/000'],
   ])('%s: %s', (_what, path) => {
     expect(classifyPath(path)).toBeUndefined();
   });

@@ -9,9 +9,23 @@
  *   metadata/{V}.{role}.json         immutable (targets, snapshot, delegated targets roles)
  *   targets/{dir/}{sha256}.{name}    immutable, hash-named (TUF consistent snapshots)
  *   targets/_delta/...               the same, for the origin's delta files
+ *   log/checkpoint                   the transparency log's signed checkpoint: mutable
+ *   log/tile/{L}/{N}[.p/{W}]         C2SP tlog-tiles hash tiles: immutable
+ *   log/tile/entries/{N}[.p/{W}]     C2SP tlog-tiles entry bundles: immutable
  */
+import { isTlogError } from '@cairn/tlog/errors';
+import { parseTilePath } from '@cairn/tlog/tiles';
 
-export type RepoPathKind = 'timestamp' | 'root-copy' | 'root' | 'metadata' | 'target' | 'delta';
+export type RepoPathKind =
+  'timestamp' | 'root-copy' | 'root' | 'metadata' | 'target' | 'delta' | 'checkpoint' | 'tile';
+
+/** A log tile: a hash tile at `level`, or (`level: 'entries'`) the entry bundle beside level-0 tile `index`. */
+export interface LogTile {
+  readonly level: number | 'entries';
+  readonly index: number;
+  /** 256 for a full tile, 1..255 for a partial one. */
+  readonly width: number;
+}
 
 export interface RepoPath {
   /** The storage key: the decoded path without the leading `/`. */
@@ -27,12 +41,34 @@ export interface RepoPath {
   readonly sha256?: string | undefined;
   /** The TUF target path a target file stands for: `{dir/}{name}`, without the hash. */
   readonly targetPath?: string | undefined;
+  /** The tile a `log/tile/...` path names. */
+  readonly tile?: LogTile | undefined;
 }
 
 const VERSION = /^[1-9][0-9]{0,15}$/;
 const ROLE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const HASHED = /^([0-9a-f]{64})\.(.+)$/;
 export const DELTA_DIRECTORY = '_delta';
+/** The log's public prefix in storage and in URLs (DESIGN.md, "Storage layout"). */
+export const LOG_PREFIX = 'log/';
+export const CHECKPOINT_KEY = `${LOG_PREFIX}checkpoint`;
+/** C2SP tlog-tiles: "L ... MUST be a decimal ASCII integer between 0 and 63". */
+const MAX_TILE_LEVEL = 63;
+
+/** The log path `rest` (after `log/`) names, or undefined. */
+function classifyLogPath(rest: string): RepoPath | undefined {
+  if (rest === 'checkpoint') return { key: CHECKPOINT_KEY, kind: 'checkpoint', immutable: false };
+  let tile: LogTile;
+  try {
+    // Strictly C2SP: N as x001/x234/067 groups (canonical), W 1..255, no encoded characters.
+    tile = parseTilePath(rest);
+  } catch (error) {
+    if (isTlogError(error)) return undefined;
+    throw error;
+  }
+  if (tile.level !== 'entries' && tile.level > MAX_TILE_LEVEL) return undefined;
+  return { key: `${LOG_PREFIX}${rest}`, kind: 'tile', immutable: true, tile };
+}
 
 function decodeSegments(rest: string): string[] | undefined {
   const segments: string[] = [];
@@ -99,6 +135,9 @@ export function classifyPath(pathname: string): RepoPath | undefined {
       sha256,
       targetPath,
     };
+  }
+  if (pathname.startsWith(`/${LOG_PREFIX}`)) {
+    return classifyLogPath(pathname.slice(LOG_PREFIX.length + 1));
   }
   return undefined;
 }

@@ -15,6 +15,8 @@ import {
   type RecordingStore,
   type SignedRepository,
 } from '../test/support/mirror-memory.js';
+import type { TestLog } from '../test/support/log.js';
+import { createLogKey, forkOf } from '../test/support/log.js';
 import { parseEdgeConfig } from './config.js';
 import { PullThroughSource } from './pull-through.js';
 
@@ -24,7 +26,10 @@ let mirror: RecordingStore;
 let clock: Date;
 let logs: Record<string, unknown>[];
 
-async function source(vars: Record<string, string> = {}): Promise<PullThroughSource> {
+async function source(
+  vars: Record<string, string> = {},
+  fetch: typeof globalThis.fetch = upstream.fetch,
+): Promise<PullThroughSource> {
   return new PullThroughSource({
     store: mirror,
     config: parseEdgeConfig({
@@ -35,7 +40,7 @@ async function source(vars: Record<string, string> = {}): Promise<PullThroughSou
       ...vars,
     }),
     hash: webHashPort,
-    fetch: upstream.fetch,
+    fetch,
     now: () => clock,
     log: (entry) => logs.push(entry),
   });
@@ -177,7 +182,8 @@ describe('PullThroughSource from an in-memory upstream (fake fetch)', () => {
     const snapshot = text(await repo.read('metadata/1.snapshot.json'));
     await repo.store.put(
       'metadata/1.snapshot.json',
-      utf8(snapshot.replace(/"sig": "(.)/, '"sig": "0')),
+      // Another first character, whatever it was (the keys are fresh every run).
+      utf8(snapshot.replace(/"sig": "(.)/, (_, c: string) => `"sig": "${c === '0' ? '1' : '0'}`)),
     );
     const edge = await source();
     expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe('UPSTREAM_INVALID');
@@ -209,5 +215,146 @@ describe('PullThroughSource from an in-memory upstream (fake fetch)', () => {
     );
     expect(await keysOf(mirror, 'metadata/')).toContain('metadata/1.snapshot.json');
     expect(await refusal(edge.get(repoPath('/metadata/9.snapshot.json')))).toBe('NOT_FOUND');
+  });
+});
+
+describe('PullThroughSource and the transparency log (in-memory)', () => {
+  let log: TestLog;
+
+  beforeEach(async () => {
+    ({ repo, upstream, mirror } = await mirrorFixture({ log: await createLogKey() }));
+    if (repo.log === undefined) throw new Error('no log');
+    log = repo.log;
+  });
+
+  const tileRequests = () => upstream.requests.filter((r) => r.startsWith('GET /log/tile/'));
+  const later = (seconds: number) => {
+    clock = new Date(clock.getTime() + seconds * 1000);
+  };
+
+  test('the checkpoint is verified and written before timestamp.json, and served from the mirror', async () => {
+    const edge = await source();
+    expect(await bodyText(edge, '/metadata/timestamp.json')).toBe(
+      text(await repo.read('metadata/timestamp.json')),
+    );
+    expect(mirror.writes()).toEqual([
+      'log/checkpoint',
+      'metadata/1.root.json',
+      'metadata/1.targets.json',
+      'metadata/1.snapshot.json',
+      'metadata/root.json',
+      'metadata/timestamp.json',
+    ]);
+    expect(await bodyText(edge, '/log/checkpoint')).toBe(text(log.checkpoints.at(-1) ?? utf8('')));
+    // The right edge of the tree was proven against the checkpoint; nothing stored for it.
+    expect(tileRequests()).toEqual(['GET /log/tile/0/000.p/3']);
+    expect(edge.logSize).toBe(3);
+  });
+
+  test('a tile is fetched once, proven, stored create-only, then served from the mirror', async () => {
+    const edge = await source();
+    const tile = await repo.read('log/tile/0/000.p/3');
+    const bundle = await repo.read('log/tile/entries/000.p/3');
+    const served = async (path: string) =>
+      new Uint8Array(await new Response((await edge.get(repoPath(path))).body).arrayBuffer());
+    expect(await served('/log/tile/0/000.p/3')).toEqual(tile);
+    expect(await served('/log/tile/entries/000.p/3')).toEqual(bundle);
+    expect(await served('/log/tile/0/000.p/3')).toEqual(tile);
+    expect((await edge.head(repoPath('/log/tile/entries/000.p/3')))?.size).toBe(bundle.length);
+    expect(tileRequests()).toEqual(['GET /log/tile/0/000.p/3', 'GET /log/tile/entries/000.p/3']);
+    expect(await keysOf(mirror, 'log/')).toEqual([
+      'log/checkpoint',
+      'log/tile/0/000.p/3',
+      'log/tile/entries/000.p/3',
+    ]);
+  });
+
+  test('a tile past the verified log is 404 without an upstream request, and nothing is stored', async () => {
+    // Upstream holds junk past the log: what a poisoned cache would keep for good.
+    await repo.store.put('log/tile/0/000.p/4', new Uint8Array(128));
+    await repo.store.put('log/tile/0/000', new Uint8Array(8192));
+    const edge = await source();
+    await bodyText(edge, '/log/checkpoint');
+    for (const path of ['/log/tile/0/000.p/4', '/log/tile/0/000', '/log/tile/entries/001.p/1']) {
+      expect(await refusal(edge.get(repoPath(path)))).toBe('NOT_FOUND');
+      expect(await edge.head(repoPath(path))).toBeUndefined();
+    }
+    expect(tileRequests()).toEqual(['GET /log/tile/0/000.p/3']);
+    expect(await keysOf(mirror, 'log/')).toEqual(['log/checkpoint']);
+  });
+
+  test('a tile upstream that is not the tree the checkpoint signs is UPSTREAM_INVALID, never stored', async () => {
+    const bundle = await repo.read('log/tile/entries/000.p/3');
+    const junk = bundle.slice();
+    junk[junk.length - 1] = (junk[junk.length - 1] ?? 0) ^ 1;
+    await repo.store.put('log/tile/entries/000.p/3', junk);
+    const edge = await source();
+    expect(await refusal(edge.get(repoPath('/log/tile/entries/000.p/3')))).toBe('UPSTREAM_INVALID');
+    expect(await keysOf(mirror, 'log/tile/')).toEqual([]);
+    await repo.store.put('log/tile/entries/000.p/3', bundle);
+    expect(await bodyText(edge, '/log/tile/entries/000.p/3')).toBe(text(bundle));
+  });
+
+  test('a new release upstream extends the log: pulled after max-age with a consistency proof', async () => {
+    const edge = await source();
+    expect(await bodyText(edge, '/log/checkpoint')).toBe(text(log.checkpoints.at(-1) ?? utf8('')));
+    await repo.release({ 'a.txt': 'alpha 2' });
+    await log.fill(300, 'more');
+    later(61);
+    expect(await bodyText(edge, '/log/checkpoint')).toBe(text(log.checkpoints.at(-1) ?? utf8('')));
+    expect(edge.logSize).toBe(305);
+    const writes = mirror.writes();
+    expect(writes.indexOf('log/checkpoint', 1)).toBeLessThan(
+      writes.lastIndexOf('metadata/timestamp.json'),
+    );
+    // Tiles of the new tree now come from upstream, proven against the new checkpoint.
+    expect(await bodyText(edge, '/log/tile/0/000')).toBe(text(await repo.read('log/tile/0/000')));
+  });
+
+  test('an upstream that fails between the release and its checkpoint leaves the mirror serving what it holds', async () => {
+    const edge = await source({ CAIRN_TIMESTAMP_MAX_AGE: '0' });
+    const held = await bodyText(edge, '/log/checkpoint');
+    const timestamp = await bodyText(edge, '/metadata/timestamp.json');
+    await bodyText(edge, '/log/tile/0/000.p/3');
+    await repo.release({ 'a.txt': 'alpha 2' });
+    // Metadata answers, the log does not.
+    const stalled = await source({ CAIRN_TIMESTAMP_MAX_AGE: '0' }, (input, init) =>
+      new Request(input, init).url.includes('/log/')
+        ? Promise.resolve(new Response('down', { status: 503 }))
+        : upstream.fetch(input, init),
+    );
+    expect(await bodyText(stalled, '/metadata/timestamp.json')).toBe(timestamp);
+    expect(await bodyText(stalled, '/log/checkpoint')).toBe(held);
+    expect(await bodyText(stalled, '/log/tile/0/000.p/3')).toBe(
+      text(await readAll(mirror, 'log/tile/0/000.p/3')),
+    );
+    expect(logs.filter((l) => l.event === 'upstream-unavailable')).toHaveLength(1);
+    expect(edge.logSize).toBe(3);
+  });
+
+  test('an upstream whose log forked or went back is 502 SPLIT_VIEW; the mirror keeps its log and release', async () => {
+    const edge = await source({ CAIRN_TIMESTAMP_MAX_AGE: '0' });
+    const held = log.checkpoints.at(-1) ?? utf8('');
+    expect(await bodyText(edge, '/log/checkpoint')).toBe(text(held));
+    const timestamp = text(await readAll(mirror, 'metadata/timestamp.json'));
+
+    // Someone with the log key: the first two entries, then a tree of their own, and a new
+    // release on top so the timestamp moves too.
+    const fork = await forkOf(log, 2, 4);
+    await repo.release({ 'a.txt': 'alpha 2' });
+    for (const key of await keysOf(fork.store, 'log/')) {
+      await repo.store.put(key, await readAll(fork.store, key));
+    }
+    expect(await refusal(edge.get(repoPath('/metadata/timestamp.json')))).toBe('SPLIT_VIEW');
+    expect(logs.at(-1)).toMatchObject({ level: 'error', event: 'upstream-refused' });
+    expect(text(await readAll(mirror, 'log/checkpoint'))).toBe(text(held));
+    expect(text(await readAll(mirror, 'metadata/timestamp.json'))).toBe(timestamp);
+    expect(await keysOf(mirror, 'log/tile/')).toEqual([]);
+
+    // Rolled back to the first checkpoint (size 1): refused the same way.
+    await repo.store.put('log/checkpoint', log.checkpoints[0] ?? utf8(''));
+    later(10);
+    expect(await refusal(edge.get(repoPath('/log/checkpoint')))).toBe('SPLIT_VIEW');
+    expect(text(await readAll(mirror, 'log/checkpoint'))).toBe(text(held));
   });
 });

@@ -22,17 +22,40 @@
  * - Versioned metadata the current release does not name (an older snapshot, say) is fetched
  *   on a miss and stored once it passes the same checks VerifiedSource applies to it.
  *
+ * - log/checkpoint (when the verified root declares a log) is revalidated with timestamp.json
+ *   and written before it: signed by the log key, and extending the checkpoint the mirror
+ *   holds (never smaller, a consistency proof from upstream's tiles, each proven against the
+ *   new checkpoint first). A fork is 502 SPLIT_VIEW and nothing is written.
+ * - Log tiles are fetched once on a miss, proven part of the tree of the mirror's checkpoint
+ *   (log.ts, TreeTiles), and stored create-only; a tile that tree does not have is a 404
+ *   without an upstream request, so a tile past the log can never be stored.
+ *
  * Nothing unverified is ever stored under a public key or served.
  */
 import type { BlobStore, ByteRange, ObjectInfo } from '@cairn/storage/blob-store';
+import { isStorageError } from '@cairn/storage/errors';
+import { openCheckpoint, type Checkpoint } from '@cairn/tlog/checkpoint';
+import { isTlogError } from '@cairn/tlog/errors';
+import { MAX_NOTE_BYTES } from '@cairn/tlog/limits';
+import { LogReader } from '@cairn/tlog/log-reader';
+import { bytesEqual } from '@cairn/verify/encoding';
 import { isVerifyError } from '@cairn/verify/errors';
 import type { HashPort } from '@cairn/verify/hash';
 import type { EdgeLog } from './app.js';
 import type { EdgeConfig } from './config.js';
 import { EdgeError, isEdgeError } from './errors.js';
-import type { RepoPath } from './paths.js';
-import { StorageSource, type ObjectSource, type SourceObject } from './source.js';
-import { placeMetadata, readOwn, writeReleaseMetadata } from './sync.js';
+import {
+  NOTHING_HELD,
+  TreeTiles,
+  checkExtends,
+  fetchOnce,
+  logPolicyOf,
+  tileCap,
+  type TileSources,
+} from './log.js';
+import { CHECKPOINT_KEY, LOG_PREFIX, classifyPath, type LogTile, type RepoPath } from './paths.js';
+import { StorageSource, storageCall, type ObjectSource, type SourceObject } from './source.js';
+import { commitCheckpoint, placeMetadata, readOwn, writeReleaseMetadata } from './sync.js';
 import { Upstream, copyVerified, upstreamReader, type Expected } from './upstream.js';
 import {
   TIMESTAMP_KEY,
@@ -71,7 +94,23 @@ function refusal(error: unknown): EdgeError | undefined {
   if (isEdgeError(error, 'VERIFICATION_FAILED')) {
     return new EdgeError('UPSTREAM_INVALID', error.message, { cause: error });
   }
-  return isEdgeError(error, 'UPSTREAM_INVALID') ? error : undefined;
+  if (isTlogError(error, 'SPLIT_VIEW')) {
+    return new EdgeError(
+      'SPLIT_VIEW',
+      `upstream's log does not extend the one this mirror holds: ${error.message}`,
+      { cause: error },
+    );
+  }
+  if (isTlogError(error)) {
+    return new EdgeError(
+      'UPSTREAM_INVALID',
+      `upstream's log does not verify: ${error.code}: ${error.message}`,
+      { cause: error },
+    );
+  }
+  return isEdgeError(error, 'UPSTREAM_INVALID') || isEdgeError(error, 'SPLIT_VIEW')
+    ? error
+    : undefined;
 }
 
 export class PullThroughSource implements ObjectSource {
@@ -92,6 +131,10 @@ export class PullThroughSource implements ObjectSource {
   #pending: Promise<void> | undefined;
   #release: VerifiedRelease | undefined;
   #published: number | undefined;
+  /** The tree of the checkpoint the mirror holds, verified: which tiles it may fetch. */
+  #tree: TreeTiles | undefined;
+  /** Upstream's etag of the checkpoint last pulled, for If-None-Match. */
+  #checkpointEtag: string | undefined;
 
   constructor(options: PullThroughOptions) {
     const { config } = options;
@@ -122,8 +165,14 @@ export class PullThroughSource implements ObjectSource {
       recheckMs: Math.min(1000, config.timestampMaxAge * 1000),
       now: this.#now,
       log: this.#log,
+      logFetch: (path) => this.#logFile(path),
     });
     this.#storage = new StorageSource(options.store, config.storageTimeoutMs);
+  }
+
+  /** The size of the log this mirror serves, when known: for /health. */
+  get logSize(): number | undefined {
+    return this.#local.logSize ?? this.#tree?.size;
   }
 
   get #maxAgeMs(): number {
@@ -180,9 +229,32 @@ export class PullThroughSource implements ObjectSource {
       this.#failure = { error: refused, at };
       throw refused;
     }
-    this.#unavailable = undefined;
     this.#failure = undefined;
     this.#release = release;
+    try {
+      // Before timestamp.json: a client that sees the new release here finds its log entries.
+      await this.#pullCheckpoint(release);
+    } catch (error) {
+      if (isEdgeError(error, 'UPSTREAM_UNAVAILABLE')) {
+        // As if upstream had not answered at all: the new release waits for its log.
+        if (this.#unavailable === undefined) {
+          this.#log({
+            level: 'warn',
+            event: 'upstream-unavailable',
+            message: `serving what this mirror holds: ${error.message}`,
+          });
+        }
+        this.#unavailable = error;
+        this.#checkedAt = at;
+        return;
+      }
+      const refused = refusal(error);
+      if (refused === undefined) throw error;
+      this.#log({ level: 'error', event: 'upstream-refused', message: refused.message });
+      this.#failure = { error: refused, at };
+      throw refused;
+    }
+    this.#unavailable = undefined;
     const version = release.timestamp.metadata.signed.version;
     if (version !== this.#published) {
       try {
@@ -208,6 +280,145 @@ export class PullThroughSource implements ObjectSource {
       });
     }
     this.#checkedAt = at;
+  }
+
+  /** Upstream's log tiles, by path under `log/`. */
+  #upstreamTile: TileSources['fetch'] = async (path, cap) => {
+    const answer = await this.#upstream.bytes(`${LOG_PREFIX}${path}`, cap);
+    return answer === undefined || answer === 'not-modified' ? undefined : answer.bytes;
+  };
+
+  /** The mirror's own log tiles (trusted: placed only once proven), then upstream's. */
+  #treeFor(checkpoint: Checkpoint, fetch: TileSources['fetch'] = this.#upstreamTile): TreeTiles {
+    const current = this.#tree;
+    if (
+      current?.checkpoint.size === checkpoint.size &&
+      bytesEqual(current.checkpoint.rootHash, checkpoint.rootHash)
+    ) {
+      return current;
+    }
+    const timeoutMs = this.#config.storageTimeoutMs;
+    return new TreeTiles(checkpoint, {
+      held: async (path) => {
+        const key = `${LOG_PREFIX}${path}`;
+        const tile = classifyPath(`/${key}`)?.tile;
+        if (tile === undefined) return undefined;
+        return (await readOwn(this.#store, timeoutMs, key, tileCap(tile)))?.bytes;
+      },
+      fetch,
+    });
+  }
+
+  /**
+   * Brings log/checkpoint up to upstream's when the verified root declares a log: upstream's
+   * is signed by the log key and extends the mirror's (never smaller; a consistency proof from
+   * tiles proven against upstream's checkpoint), then it is written compare-and-swap. Rejects
+   * with a TlogError (SPLIT_VIEW for a fork) or an EdgeError; writes nothing then.
+   */
+  async #pullCheckpoint(release: VerifiedRelease): Promise<void> {
+    const policy = await logPolicyOf(release.root.signed);
+    if (policy === undefined) {
+      this.#tree = undefined;
+      return;
+    }
+    const timeoutMs = this.#config.storageTimeoutMs;
+    const mine = await readOwn(this.#store, timeoutMs, CHECKPOINT_KEY, MAX_NOTE_BYTES);
+    const held =
+      mine === undefined
+        ? undefined
+        : (await openCheckpoint(mine.bytes, policy).catch(() => undefined))?.checkpoint;
+    const answer = await this.#upstream.bytes(CHECKPOINT_KEY, MAX_NOTE_BYTES, {
+      ifNoneMatch: held === undefined ? undefined : this.#checkpointEtag,
+    });
+    if (answer === undefined || answer === 'not-modified') {
+      if (held !== undefined) this.#tree = this.#treeFor(held);
+      return;
+    }
+    const { checkpoint } = await openCheckpoint(answer.bytes, policy);
+    const fetch = fetchOnce(this.#upstreamTile);
+    const tree = this.#treeFor(checkpoint, fetch);
+    if (mine !== undefined && bytesEqual(mine.bytes, answer.bytes)) {
+      this.#tree = tree;
+      this.#checkpointEtag = answer.etag;
+      return;
+    }
+    // Proven from upstream's tiles alone: a fork is upstream's disagreeing with the mirror's.
+    const check = new TreeTiles(checkpoint, { held: NOTHING_HELD, fetch });
+    await checkExtends(new LogReader(check.fetch, policy), held, checkpoint);
+    await check.checkRoot();
+    await commitCheckpoint(this.#store, timeoutMs, mine?.info, answer.bytes, async (bytes) => {
+      const other = await openCheckpoint(bytes, policy).catch(() => undefined);
+      return other !== undefined && other.checkpoint.size >= checkpoint.size;
+    });
+    this.#tree = tree;
+    this.#checkpointEtag = answer.etag;
+    this.#local.invalidate();
+    this.#log({ level: 'info', event: 'pulled-checkpoint', size: checkpoint.size });
+  }
+
+  /** The tree tiles may come from: the mirror's checkpoint's, revalidated after a miss past it. */
+  async #treeWith(path: RepoPath, tile: LogTile): Promise<TreeTiles> {
+    if (this.#tree === undefined) await this.#revalidate(this.#maxAgeMs);
+    if (this.#tree === undefined || !this.#tree.has(tile)) await this.#revalidate(MISS_RECHECK_MS);
+    const tree = this.#tree;
+    if (tree === undefined) {
+      throw this.#unavailable ?? new EdgeError('NOT_FOUND', `${path.key}: no verified log`);
+    }
+    if (!tree.has(tile)) {
+      // Past the log: never asked of upstream, never stored.
+      throw new EdgeError(
+        'NOT_FOUND',
+        `${path.key} is not a tile of the log at its verified size ${tree.size}`,
+      );
+    }
+    return tree;
+  }
+
+  /** Makes sure a log tile is in the mirror's store, proven part of the verified tree first. */
+  async #fillTile(path: RepoPath): Promise<void> {
+    const tile = path.tile;
+    if (tile === undefined) throw new EdgeError('NOT_FOUND', `${path.key}: not a tile`);
+    if ((await this.#storage.head(path)) !== undefined) return;
+    let fill = this.#fills.get(path.key);
+    if (fill === undefined) {
+      fill = (async () => {
+        const tree = await this.#treeWith(path, tile);
+        let bytes: Uint8Array;
+        try {
+          bytes = await tree.tile(tile);
+        } catch (error) {
+          throw refusal(error) ?? error;
+        }
+        await storageCall(path.key, this.#config.storageTimeoutMs, async () => {
+          try {
+            await this.#store.put(path.key, bytes, {
+              contentType: 'application/octet-stream',
+              contentLength: bytes.length,
+              ifNoneMatch: '*',
+            });
+          } catch (error) {
+            // Another request or instance placed it first: tiles never change.
+            if (!isStorageError(error, 'PRECONDITION_FAILED')) throw error;
+          }
+        });
+        this.#log({ level: 'info', event: 'pulled-object', key: path.key, bytes: bytes.length });
+      })().finally(() => {
+        this.#fills.delete(path.key);
+      });
+      this.#fills.set(path.key, fill);
+    }
+    await fill;
+  }
+
+  /** A log tile for the local VerifiedSource's consistency proofs: filled, then read. */
+  async #logFile(path: string): Promise<Uint8Array> {
+    const repoPath = classifyPath(`/${LOG_PREFIX}${path}`);
+    if (repoPath?.tile === undefined) {
+      throw new EdgeError('NOT_FOUND', `${LOG_PREFIX}${path}: not a tile`);
+    }
+    await this.#fillTile(repoPath);
+    const object = await this.#storage.get(repoPath);
+    return new Uint8Array(await new Response(object.body).arrayBuffer());
   }
 
   /** timestamp.json and root.json: revalidated, then served from the mirror's store. */
@@ -308,6 +519,7 @@ export class PullThroughSource implements ObjectSource {
     switch (path.kind) {
       case 'timestamp':
       case 'root-copy':
+      case 'checkpoint':
         return this.#mutable(() => this.#local.head(path).then((info) => found(path, info))).catch(
           missing,
         );
@@ -325,6 +537,14 @@ export class PullThroughSource implements ObjectSource {
           throw error;
         }
         return this.#storage.head(path);
+      case 'tile':
+        try {
+          await this.#fillTile(path);
+        } catch (error) {
+          if (isEdgeError(error, 'NOT_FOUND')) return undefined;
+          throw error;
+        }
+        return this.#storage.head(path);
     }
   }
 
@@ -332,6 +552,7 @@ export class PullThroughSource implements ObjectSource {
     switch (path.kind) {
       case 'timestamp':
       case 'root-copy':
+      case 'checkpoint':
         return this.#mutable(() => this.#local.get(path, range));
       case 'root':
       case 'metadata':
@@ -339,6 +560,9 @@ export class PullThroughSource implements ObjectSource {
       case 'target':
       case 'delta':
         await this.#fill(path);
+        return this.#storage.get(path, range);
+      case 'tile':
+        await this.#fillTile(path);
         return this.#storage.get(path, range);
     }
   }

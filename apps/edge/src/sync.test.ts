@@ -1,4 +1,3 @@
-import type { MemoryBlobStore } from '@cairn/storage/memory-store';
 import { webHashPort } from '@cairn/verify/hash';
 import { beforeEach, describe, expect, test } from 'vitest';
 import {
@@ -17,6 +16,10 @@ import {
   type FakeUpstream,
   type SignedRepository,
 } from '../test/support/mirror-memory.js';
+import { MemoryBlobStore } from '@cairn/storage/memory-store';
+import { checkpointPolicy, logConfigFromRoot } from '@cairn/tlog/log-config';
+import { LogReader } from '@cairn/tlog/log-reader';
+import { TestLog, createLogKey, forkOf } from '../test/support/log.js';
 import { isEdgeError } from './errors.js';
 import { syncMirror, type SyncOptions, type SyncProgress } from './sync.js';
 import { VerifiedSource } from './verified-source.js';
@@ -291,5 +294,171 @@ describe('syncMirror from an in-memory upstream (fake fetch)', () => {
     expect(await failure(sync())).toMatch(
       /^UPSTREAM_UNAVAILABLE: GET http:\/\/upstream.test\/metadata\/2.root.json: HTTP 503/,
     );
+  });
+});
+
+describe('syncMirror and the transparency log (in-memory)', () => {
+  let log: TestLog;
+
+  beforeEach(async () => {
+    ({ repo, upstream, mirror } = await mirrorFixture({ log: await createLogKey() }));
+    if (repo.log === undefined) throw new Error('no log');
+    log = repo.log;
+  });
+
+  /** The mirror's log read through tlog's LogReader: every entry proven against its checkpoint. */
+  async function mirroredEntries(): Promise<string[]> {
+    const config = logConfigFromRoot(log.key.rootField);
+    if (config === undefined) throw new Error('no config');
+    const reader = new LogReader(
+      (path) => readAll(mirror, `log/${path}`),
+      await checkpointPolicy(config),
+    );
+    const { checkpoint } = await reader.latest();
+    return (await reader.entries(checkpoint, 0, checkpoint.size)).map(text);
+  }
+
+  test('a first sync copies the tiles, then the checkpoint, all before timestamp.json', async () => {
+    const report = await sync();
+    expect(report).toEqual({
+      timestampVersion: 1,
+      previousVersion: undefined,
+      objectsCopied: 10,
+      bytesCopied: report.bytesCopied,
+      upToDate: false,
+      logSize: 3,
+    });
+    expect(mirror.writes()).toEqual([
+      contentKey('a.txt', 'alpha'),
+      contentKey('dir/b.txt', 'beta'),
+      'log/tile/0/000.p/3',
+      'log/tile/entries/000.p/3',
+      'log/checkpoint',
+      'metadata/1.root.json',
+      'metadata/1.targets.json',
+      'metadata/1.snapshot.json',
+      'metadata/root.json',
+      'metadata/timestamp.json',
+    ]);
+    expect(await mirroredEntries()).toEqual(log.entries.map(text));
+    expect(text(await readAll(mirror, 'log/checkpoint'))).toBe(
+      text(log.checkpoints.at(-1) ?? utf8('')),
+    );
+    mirror.calls.length = 0;
+    expect(await sync()).toMatchObject({ upToDate: true, objectsCopied: 0, logSize: 3 });
+    expect(mirror.writes()).toEqual([]);
+  });
+
+  test('a grown log copies only the new tiles (a full one, the new right edge) and the checkpoint', async () => {
+    await sync();
+    await repo.release({ 'a.txt': 'alpha 2', 'dir/b.txt': 'beta' });
+    await log.fill(300, 'more');
+    mirror.calls.length = 0;
+    const report = await sync();
+    expect(report).toMatchObject({ timestampVersion: 2, previousVersion: 1, logSize: 305 });
+    expect(mirror.writes()).toEqual([
+      contentKey('a.txt', 'alpha 2'),
+      'log/tile/1/000.p/1',
+      'log/tile/0/000',
+      'log/tile/entries/000',
+      'log/tile/0/001.p/49',
+      'log/tile/entries/001.p/49',
+      'log/checkpoint',
+      'metadata/2.targets.json',
+      'metadata/2.snapshot.json',
+      'metadata/timestamp.json',
+    ]);
+    expect(await mirroredEntries()).toEqual(log.entries.map(text));
+  });
+
+  test('the log grown without a new timestamp is still copied', async () => {
+    await sync();
+    await log.fill(2, 'cosigned-later');
+    mirror.calls.length = 0;
+    expect(await sync()).toMatchObject({ upToDate: false, objectsCopied: 3, logSize: 5 });
+    expect(mirror.writes()).toEqual([
+      'log/tile/0/000.p/5',
+      'log/tile/entries/000.p/5',
+      'log/checkpoint',
+    ]);
+  });
+
+  test('a forked upstream log is SPLIT_VIEW and nothing is written', async () => {
+    await sync();
+    await repo.release({ 'a.txt': 'alpha 2' });
+    const fork = await forkOf(log, 2, 300);
+    for (const key of await keysOf(fork.store, 'log/')) {
+      await repo.store.put(key, await readAll(fork.store, key));
+    }
+    mirror.calls.length = 0;
+    expect(await failure(sync())).toMatch(
+      /^SPLIT_VIEW: upstream's log does not extend this mirror's \(split view: .*\): refusing it; nothing was copied$/,
+    );
+    expect(mirror.writes()).toEqual([]);
+    expect(await clientView(mirror)).toMatchObject({ version: 1 });
+  });
+
+  test('an upstream log that went back is SPLIT_VIEW and nothing is written', async () => {
+    await repo.release({ 'a.txt': 'alpha 2' });
+    await sync();
+    await repo.store.put('log/checkpoint', log.checkpoints[1] ?? utf8(''));
+    await repo.release({ 'a.txt': 'alpha 3' });
+    await repo.store.put('log/checkpoint', log.checkpoints[1] ?? utf8(''));
+    mirror.calls.length = 0;
+    expect(await failure(sync())).toMatch(/^SPLIT_VIEW: .*went back from 5 to 2 entries/);
+    expect(mirror.writes()).toEqual([]);
+  });
+
+  test('a checkpoint not signed by the log key, or a tile that is not the tree, is UPSTREAM_INVALID', async () => {
+    const other = new TestLog(await createLogKey(), new MemoryBlobStore());
+    await other.append(log.entries);
+    const real = await repo.read('log/checkpoint');
+    await repo.store.put('log/checkpoint', other.checkpoints.at(-1) ?? utf8(''));
+    expect(await failure(sync())).toMatch(
+      /^UPSTREAM_INVALID: upstream's log does not verify: UNKNOWN_KEY/,
+    );
+    expect(mirror.writes()).toEqual([]);
+
+    await repo.store.put('log/checkpoint', real);
+    const bundle = await repo.read('log/tile/entries/000.p/3');
+    await repo.store.put('log/tile/entries/000.p/3', bundle.slice(0, -1));
+    expect(await failure(sync())).toMatch(
+      /^UPSTREAM_INVALID: upstream's log does not verify: MALFORMED_TILE/,
+    );
+    expect(await keysOf(mirror, 'log/')).toEqual(['log/tile/0/000.p/3']);
+    expect(await keysOf(mirror, 'metadata/')).toEqual([]);
+    await repo.store.put('log/tile/entries/000.p/3', bundle);
+    expect(await sync()).toMatchObject({ logSize: 3 });
+    expect(await mirroredEntries()).toEqual(log.entries.map(text));
+  });
+
+  test('a run that dies while copying tiles leaves the old checkpoint; the next run finishes', async () => {
+    await sync();
+    await repo.release({ 'a.txt': 'alpha 2', 'dir/b.txt': 'beta' });
+    await log.fill(300, 'more');
+    const before = await readAll(mirror, 'log/checkpoint');
+    mirror = new RecordingStore(mirror.inner);
+    // The blob (staging put and copy), then two tiles.
+    mirror.failAfterPuts = 4;
+    expect(await failure(sync())).toMatch(/^STORAGE_UNAVAILABLE/);
+    expect(mirror.writes()).toEqual([
+      contentKey('a.txt', 'alpha 2'),
+      'log/tile/1/000.p/1',
+      'log/tile/0/000',
+    ]);
+    expect(await readAll(mirror, 'log/checkpoint')).toEqual(before);
+    expect(await clientView(mirror)).toMatchObject({ version: 1 });
+    mirror = new RecordingStore(mirror.inner);
+    expect(await sync()).toMatchObject({ timestampVersion: 2, logSize: 305 });
+    expect(mirror.writes()).toEqual([
+      'log/tile/entries/000',
+      'log/tile/0/001.p/49',
+      'log/tile/entries/001.p/49',
+      'log/checkpoint',
+      'metadata/2.targets.json',
+      'metadata/2.snapshot.json',
+      'metadata/timestamp.json',
+    ]);
+    expect(await mirroredEntries()).toEqual(log.entries.map(text));
   });
 });

@@ -27,6 +27,14 @@
  * 5. timestamp.json last, compare-and-swap on the etag the mirror's held (If-None-Match: * on
  *    an empty mirror), so two jobs never interleave and an older job never wins over a newer.
  *
+ * When the verified root declares a transparency log (`x-cairn-log`), step 1 also checks
+ * upstream's log/checkpoint: signed by the log key (origin, witness quorum), and extending the
+ * mirror's own (never smaller; a consistency proof from upstream's tiles). A fork or a log
+ * that went back is SPLIT_VIEW, before anything is written. After the blobs, the tiles the
+ * mirror lacks for the new size are copied, each proven part of the signed tree first
+ * (log.ts, TreeTiles), then log/checkpoint (compare-and-swap), all before step 3: a client
+ * that sees the new timestamp on this mirror finds the release's log entries here.
+ *
  * A run killed anywhere before 5 leaves the mirror serving the release it served before (the
  * new objects are unreferenced); a re-run skips what is there and finishes. Staging objects a
  * killed run left behind are removed by a later run once they are an hour old.
@@ -41,7 +49,22 @@ import { isVerifyError } from '@cairn/verify/errors';
 import type { HashPort } from '@cairn/verify/hash';
 import { DEFAULT_LIMITS } from '@cairn/verify/limits';
 import { Metadata, verifyDelegate, type Root, type TargetFile } from '@cairn/verify/metadata';
+import { openCheckpoint, type Checkpoint, type CheckpointPolicy } from '@cairn/tlog/checkpoint';
+import { isTlogError } from '@cairn/tlog/errors';
+import { MAX_NOTE_BYTES } from '@cairn/tlog/limits';
+import { LogReader } from '@cairn/tlog/log-reader';
+import { newTiles, tilesForSize } from '@cairn/tlog/tiles';
 import { EdgeError, isEdgeError } from './errors.js';
+import {
+  NOTHING_HELD,
+  TreeTiles,
+  checkExtends,
+  fetchOnce,
+  logPolicyOf,
+  logTilePath,
+  tileCap,
+} from './log.js';
+import { CHECKPOINT_KEY, LOG_PREFIX, classifyPath, type LogTile } from './paths.js';
 import { storageCall } from './source.js';
 import { STAGING_PREFIX, Upstream, copyVerified, upstreamReader } from './upstream.js';
 import {
@@ -94,6 +117,8 @@ export interface SyncReport {
   readonly bytesCopied: number;
   /** True when there was nothing to copy. */
   readonly upToDate: boolean;
+  /** The size of the log the mirror holds after the job, when the root declares one. */
+  readonly logSize?: number | undefined;
 }
 
 export const DEFAULT_SYNC_TIMEOUT_MS = 30_000;
@@ -209,6 +234,46 @@ export async function commitTimestamp(
     }
   }
   throw new EdgeError('STORAGE_UNAVAILABLE', `${TIMESTAMP_KEY} kept changing during the sync`);
+}
+
+/**
+ * Moves the mirror's log/checkpoint to `bytes` (verified by the caller), compare-and-swap on
+ * the one it held (`previous`; If-None-Match: * on a mirror without one), unless the mirror
+ * meanwhile holds one at least as large (`atLeastAsNew`: another job got there first). Returns
+ * whether it wrote.
+ */
+export async function commitCheckpoint(
+  store: BlobStore,
+  timeoutMs: number,
+  previous: ObjectInfo | undefined,
+  bytes: Uint8Array,
+  atLeastAsNew: (held: Uint8Array) => Promise<boolean>,
+): Promise<boolean> {
+  let expected = previous;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      await storageCall(CHECKPOINT_KEY, timeoutMs, () =>
+        store.put(CHECKPOINT_KEY, bytes, {
+          contentType: 'text/plain; charset=utf-8',
+          contentLength: bytes.length,
+          ...(expected === undefined ? { ifNoneMatch: '*' as const } : { ifMatch: expected.etag }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      const cause = isEdgeError(error) ? error.cause : error;
+      if (!isStorageError(cause, 'PRECONDITION_FAILED')) throw error;
+    }
+    // Moved under us: keep a newer one, replace an older one.
+    const held = await readOwn(store, timeoutMs, CHECKPOINT_KEY, MAX_NOTE_BYTES);
+    if (held !== undefined && (bytesEqual(held.bytes, bytes) || (await atLeastAsNew(held.bytes)))) {
+      return false;
+    }
+    expected =
+      held?.info ??
+      (await storageCall(CHECKPOINT_KEY, timeoutMs, () => store.head(CHECKPOINT_KEY)));
+  }
+  throw new EdgeError('STORAGE_UNAVAILABLE', `${CHECKPOINT_KEY} kept changing during the sync`);
 }
 
 /** One metadata file the mirror lacks, or holds with other bytes. */
@@ -379,6 +444,118 @@ async function removeStaleStaging(store: BlobStore, timeoutMs: number, now: Date
   } while (cursor !== undefined);
 }
 
+/** What the log needs: upstream's checkpoint, proven to extend the mirror's, and its tiles. */
+interface LogPlan {
+  readonly policy: CheckpointPolicy;
+  readonly checkpoint: Checkpoint;
+  readonly bytes: Uint8Array;
+  /** The mirror's checkpoint object, for the compare-and-swap. */
+  readonly previous: ObjectInfo | undefined;
+  readonly tree: TreeTiles;
+  /** Tiles and entry bundles the mirror lacks, each bundle after its level-0 tile. */
+  readonly tiles: readonly LogTile[];
+  /** Upstream's checkpoint is the mirror's: nothing to write. */
+  readonly current: boolean;
+}
+
+/** A TlogError about upstream's log as SPLIT_VIEW (a fork) or UPSTREAM_INVALID. */
+function logRefusal(error: unknown): unknown {
+  if (isTlogError(error, 'SPLIT_VIEW')) {
+    return new EdgeError(
+      'SPLIT_VIEW',
+      `upstream's log does not extend this mirror's (${error.message}): refusing it; nothing was copied`,
+      { cause: error },
+    );
+  }
+  if (isTlogError(error)) {
+    return new EdgeError(
+      'UPSTREAM_INVALID',
+      `upstream's log does not verify: ${error.code}: ${error.message}`,
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+/**
+ * Checks upstream's log against the mirror's (see the top of this file) and lists the tiles to
+ * copy, writing nothing. Undefined when the root declares no log, or neither side has one.
+ */
+async function planLog(
+  store: BlobStore,
+  timeoutMs: number,
+  upstream: Upstream,
+  release: VerifiedRelease,
+): Promise<LogPlan | undefined> {
+  try {
+    const policy = await logPolicyOf(release.root.signed);
+    if (policy === undefined) return undefined;
+    const mine = await readOwn(store, timeoutMs, CHECKPOINT_KEY, MAX_NOTE_BYTES);
+    // One that does not verify under this root is not this log's: it is replaced.
+    const held =
+      mine === undefined
+        ? undefined
+        : (await openCheckpoint(mine.bytes, policy).catch(() => undefined))?.checkpoint;
+    const answer = await upstream.bytes(CHECKPOINT_KEY, MAX_NOTE_BYTES);
+    if (answer === undefined || answer === 'not-modified') {
+      if (held === undefined) return undefined;
+      throw new EdgeError(
+        'UPSTREAM_INVALID',
+        `upstream has no ${CHECKPOINT_KEY}, this mirror's log has ${held.size} entries: refusing to go backwards; nothing was copied`,
+      );
+    }
+    const { checkpoint } = await openCheckpoint(answer.bytes, policy);
+    const fetch = fetchOnce(async (path, cap) => {
+      const got = await upstream.bytes(`${LOG_PREFIX}${path}`, cap);
+      return got === undefined || got === 'not-modified' ? undefined : got.bytes;
+    });
+    const tree = new TreeTiles(checkpoint, {
+      held: async (path) => {
+        const key = `${LOG_PREFIX}${path}`;
+        const tile = classifyPath(`/${key}`)?.tile;
+        return tile === undefined
+          ? undefined
+          : (await readOwn(store, timeoutMs, key, tileCap(tile)))?.bytes;
+      },
+      fetch,
+    });
+    const base = {
+      policy,
+      checkpoint,
+      bytes: answer.bytes,
+      previous: mine?.info,
+      tree,
+    };
+    if (mine !== undefined && bytesEqual(mine.bytes, answer.bytes)) {
+      return { ...base, tiles: [], current: true };
+    }
+    // Proven from upstream's tiles alone: a fork is upstream's disagreeing with the mirror's.
+    const check = new TreeTiles(checkpoint, { held: NOTHING_HELD, fetch });
+    await checkExtends(new LogReader(check.fetch, policy), held, checkpoint);
+    await check.checkRoot();
+    // Tiles of the mirror's own size were all copied before its checkpoint was written.
+    const wanted =
+      held === undefined || held.origin !== checkpoint.origin
+        ? tilesForSize(checkpoint.size)
+        : newTiles(held.size, checkpoint.size);
+    const tiles: LogTile[] = [];
+    for (const tile of wanted.sort((a, b) => b.level - a.level || a.index - b.index)) {
+      const withBundle: LogTile[] =
+        tile.level === 0
+          ? [tile, { level: 'entries', index: tile.index, width: tile.width }]
+          : [tile];
+      for (const each of withBundle) {
+        const key = `${LOG_PREFIX}${logTilePath(each)}`;
+        const info = await storageCall(key, timeoutMs, () => store.head(key));
+        if (info === undefined) tiles.push(each);
+      }
+    }
+    return { ...base, tiles, current: false };
+  } catch (error) {
+    throw logRefusal(error);
+  }
+}
+
 interface PlannedTarget {
   readonly key: string;
   readonly file: TargetFile;
@@ -421,18 +598,21 @@ export async function syncMirror(options: SyncOptions): Promise<SyncReport> {
   const upstreamVersion = release.timestamp.metadata.signed.version;
   const previousVersion = await verifiedVersion(release.root.signed, mine);
   progress({ kind: 'checked', upstreamVersion, mirrorVersion: previousVersion });
-  // The Updater kept the mirror's own copy: upstream has the same version.
-  if (mine !== undefined && release.timestamp.bytes === mine.bytes) {
+  const sameTimestamp = mine !== undefined && release.timestamp.bytes === mine.bytes;
+  if (mine !== undefined && previousVersion !== undefined && !sameTimestamp) {
+    await checkNoTargetsRollback(store, timeoutMs, release, mine);
+  }
+  const log = await planLog(store, timeoutMs, upstream, release);
+  // The Updater kept the mirror's own copy: upstream has the same version (and the same log).
+  if (sameTimestamp && (log === undefined || log.current)) {
     return {
       timestampVersion: upstreamVersion,
       previousVersion,
       objectsCopied: 0,
       bytesCopied: 0,
       upToDate: true,
+      logSize: log?.checkpoint.size,
     };
-  }
-  if (mine !== undefined && previousVersion !== undefined) {
-    await checkNoTargetsRollback(store, timeoutMs, release, mine);
   }
   const roles = [...release.snapshot.metadata.signed.meta.keys()].filter(
     (name) => name !== 'targets.json',
@@ -471,8 +651,9 @@ export async function syncMirror(options: SyncOptions): Promise<SyncReport> {
   }
   const metadata = await planReleaseMetadata(store, timeoutMs, repository, release);
   for (const key of metadata.held) progress({ kind: 'skipped', key });
-  // Blobs, metadata, and timestamp.json.
-  let total = planned.length + metadata.writes.length + 1;
+  const logWrites = log === undefined || log.current ? 0 : log.tiles.length + 1;
+  // Blobs, log tiles and checkpoint, metadata, and timestamp.json.
+  let total = planned.length + logWrites + metadata.writes.length + 1;
   let done = 0;
   let objectsCopied = 0;
   let bytesCopied = 0;
@@ -492,6 +673,35 @@ export async function syncMirror(options: SyncOptions): Promise<SyncReport> {
     });
     copied(key, bytes);
   }
+  if (log !== undefined && !log.current) {
+    for (const tile of log.tiles) {
+      const key = `${LOG_PREFIX}${logTilePath(tile)}`;
+      let bytes: Uint8Array;
+      try {
+        bytes = await log.tree.tile(tile);
+      } catch (error) {
+        throw logRefusal(error);
+      }
+      await placeTile(store, timeoutMs, key, bytes);
+      copied(key, bytes.length);
+    }
+    const { policy, checkpoint } = log;
+    const wrote = await commitCheckpoint(
+      store,
+      timeoutMs,
+      log.previous,
+      log.bytes,
+      async (held) => {
+        const other = await openCheckpoint(held, policy).catch(() => undefined);
+        return other !== undefined && other.checkpoint.size >= checkpoint.size;
+      },
+    );
+    if (wrote) copied(CHECKPOINT_KEY, log.bytes.length);
+    else {
+      total--;
+      progress({ kind: 'skipped', key: CHECKPOINT_KEY });
+    }
+  }
   for (const write of metadata.writes) {
     await applyMetadataWrite(store, timeoutMs, write);
     copied(write.key, write.bytes.length);
@@ -510,5 +720,26 @@ export async function syncMirror(options: SyncOptions): Promise<SyncReport> {
     objectsCopied,
     bytesCopied,
     upToDate: false,
+    logSize: log?.checkpoint.size,
   };
+}
+
+/** Places a proven tile create-only; one already there is the same tile (tiles never change). */
+async function placeTile(
+  store: BlobStore,
+  timeoutMs: number,
+  key: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  await storageCall(key, timeoutMs, async () => {
+    try {
+      await store.put(key, bytes, {
+        contentType: 'application/octet-stream',
+        contentLength: bytes.length,
+        ifNoneMatch: '*',
+      });
+    } catch (error) {
+      if (!isStorageError(error, 'PRECONDITION_FAILED')) throw error;
+    }
+  });
 }

@@ -1,3 +1,4 @@
+import { MemoryBlobStore } from '@cairn/storage/memory-store';
 import { webHashPort } from '@cairn/verify/hash';
 import { Metadata } from '@cairn/verify/metadata';
 import { Ed25519Signer } from '@cairn/verify/signer';
@@ -9,12 +10,14 @@ import {
   T0,
   bodyText,
   contentKey,
+  keysOf,
   readAll,
   refusal,
   repoPath,
   text,
   utf8,
 } from '../test/support/mirror-memory.js';
+import { TestLog, createLogKey, forkOf, type TestLogKey } from '../test/support/log.js';
 import { VerifiedSource, type VerifiedSourceOptions } from './verified-source.js';
 
 let repo: SignedRepository;
@@ -274,6 +277,125 @@ describe('VerifiedSource over an in-memory repository', () => {
           timeoutMs: 1000,
         }),
     ).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+});
+
+describe('VerifiedSource and the transparency log the root declares (in-memory)', () => {
+  let key: TestLogKey;
+  let log: TestLog;
+
+  beforeEach(async () => {
+    key = await createLogKey();
+    repo = await SignedRepository.create({ 'a.txt': 'alpha' }, { log: key });
+    bucket = new RecordingStore(repo.store);
+    if (repo.log === undefined) throw new Error('no log');
+    log = repo.log;
+  });
+
+  const checkpointPath = () => repoPath('/log/checkpoint');
+  const bytesOf = async (edge: VerifiedSource, path: string) =>
+    new Uint8Array(await new Response((await edge.get(repoPath(path))).body).arrayBuffer());
+
+  test('serves the checkpoint once it verifies, exactly the stored bytes; tiles as stored', async () => {
+    const edge = await source();
+    expect(log.entries).toHaveLength(3);
+    const object = await edge.get(checkpointPath());
+    expect(object.info.etag).toBe((await repo.store.head('log/checkpoint'))?.etag);
+    expect(new Uint8Array(await new Response(object.body).arrayBuffer())).toEqual(
+      log.checkpoints.at(-1),
+    );
+    expect((await edge.head(checkpointPath()))?.etag).toBe(object.info.etag);
+    expect(await bytesOf(edge, '/log/tile/0/000.p/3')).toEqual(
+      await repo.read('log/tile/0/000.p/3'),
+    );
+    expect(edge.logSize).toBe(3);
+    expect(logs).toContainEqual({
+      level: 'info',
+      event: 'checkpoint-verified',
+      origin: 'cairn.test/log',
+      size: 3,
+    });
+  });
+
+  test('a checkpoint signed by another key, or for another origin, is VERIFICATION_FAILED', async () => {
+    const other = await createLogKey();
+    const forged = new TestLog(other, new MemoryBlobStore());
+    await forged.append(log.entries);
+    await repo.store.put('log/checkpoint', forged.checkpoints.at(-1) ?? new Uint8Array());
+    const edge = await source();
+    expect(await refusal(edge.get(checkpointPath()))).toBe('VERIFICATION_FAILED');
+    expect(await refusal(edge.head(checkpointPath()))).toBe('VERIFICATION_FAILED');
+    expect(logs.at(-1)).toMatchObject({ level: 'error', event: 'verification-failed' });
+    expect(String(logs.at(-1)?.message)).toContain('UNKNOWN_KEY');
+
+    const elsewhere = await createLogKey('elsewhere.test/log');
+    const renamed = new TestLog(elsewhere, new MemoryBlobStore());
+    await renamed.append(log.entries);
+    await repo.store.put('log/checkpoint', renamed.checkpoints.at(-1) ?? new Uint8Array());
+    expect(await refusal(edge.get(checkpointPath()))).toBe('VERIFICATION_FAILED');
+    // Metadata is unaffected: the log is checked on its own.
+    expect(JSON.parse(await bodyText(edge, '/metadata/timestamp.json'))).toMatchObject({
+      signed: { version: 1 },
+    });
+  });
+
+  test('a new release extends the log: served after a consistency proof from the stored tiles', async () => {
+    const edge = await source();
+    await edge.get(checkpointPath());
+    await repo.release({ 'a.txt': 'alpha 2' });
+    await log.fill(300, 'more');
+    expect(await bytesOf(edge, '/log/checkpoint')).toEqual(log.checkpoints.at(-1));
+    expect(edge.logSize).toBe(305);
+    // The proof read tiles of the new tree from storage.
+    expect(bucket.count('get', 'log/tile/0/000')).toBeGreaterThan(0);
+  });
+
+  test('a bucket rolled back to an older, validly signed checkpoint is refused, and served again once restored', async () => {
+    await repo.release({ 'a.txt': 'alpha 2' });
+    const edge = await source();
+    const newest = log.checkpoints.at(-1);
+    expect(await bytesOf(edge, '/log/checkpoint')).toEqual(newest);
+    await repo.store.put('log/checkpoint', log.checkpoints[0] ?? new Uint8Array());
+    expect(await refusal(edge.get(checkpointPath()))).toBe('VERIFICATION_FAILED');
+    expect(String(logs.at(-1)?.message)).toContain('SPLIT_VIEW');
+    expect(String(logs.at(-1)?.message)).toContain('went back from 5 to 1');
+    await repo.store.put('log/checkpoint', newest ?? new Uint8Array());
+    expect(await bytesOf(edge, '/log/checkpoint')).toEqual(newest);
+  });
+
+  test('a forked checkpoint (the log key stolen, another tree written into the bucket) is refused', async () => {
+    const edge = await source();
+    expect(await bytesOf(edge, '/log/checkpoint')).toEqual(log.checkpoints.at(-1));
+    // The same first two entries, then others: every tile and the checkpoint replaced.
+    const fork = await forkOf(log, 2, 4);
+    for (const tileKey of await keysOf(fork.store, 'log/')) {
+      await repo.store.put(tileKey, await readAll(fork.store, tileKey));
+    }
+    expect(await refusal(edge.get(checkpointPath()))).toBe('VERIFICATION_FAILED');
+    expect(String(logs.at(-1)?.message)).toContain('SPLIT_VIEW');
+    // A fresh edge has nothing to compare with: only a witness or a client that saw the
+    // real log can tell (the client side's job).
+    const fresh = await source();
+    expect(await bytesOf(fresh, '/log/checkpoint')).toEqual(fork.checkpoints.at(-1));
+  });
+
+  test('a checkpoint whose tiles are missing cannot be proven to extend the served one', async () => {
+    const edge = await source();
+    await edge.get(checkpointPath());
+    await repo.release({ 'a.txt': 'alpha 2' });
+    await repo.store.delete('log/tile/0/000.p/5');
+    expect(await refusal(edge.get(checkpointPath()))).toBe('VERIFICATION_FAILED');
+    expect(String(logs.at(-1)?.message)).toContain('log/tile/0/000.p/5');
+  });
+
+  test('without a log in the root, log/checkpoint is served as stored', async () => {
+    const plain = await SignedRepository.create({ 'a.txt': 'alpha' });
+    await plain.store.put('log/checkpoint', utf8('anything\n'));
+    repo = plain;
+    bucket = new RecordingStore(plain.store);
+    const edge = await source();
+    expect(text(await bytesOf(edge, '/log/checkpoint'))).toBe('anything\n');
+    expect(edge.logSize).toBeUndefined();
   });
 });
 

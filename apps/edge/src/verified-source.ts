@@ -34,6 +34,13 @@
  *   delegated targets roles   signed by the top-level targets' keys for the role when it
  *                             delegates them directly; deeper delegations pass unchecked (the
  *                             origin writes none; clients verify them, 5.6.3).
+ *   log/checkpoint            when the verified root declares a log (`x-cairn-log`): signed by
+ *                             the log key, with its origin line and witness quorum, and
+ *                             extending the newest checkpoint this process has served — never
+ *                             smaller, and a consistency proof from the tiles in storage — so a
+ *                             bucket rolled back or forked is refused. Served from memory.
+ *                             Without a declared log it is served as stored.
+ *   log/tile/…                served as stored: clients prove entries against the checkpoint.
  *   targets/… (blobs, deltas) NOT re-hashed on every request: they are hash-named (consistent
  *                             snapshots), clients check length and hashes against verified
  *                             targets metadata (5.7.3), and hashing gigabytes per request would
@@ -46,6 +53,10 @@
  * one verification per interval, not one per request.
  */
 import type { BlobStore, ByteRange, ObjectInfo } from '@cairn/storage/blob-store';
+import { openCheckpoint, type Checkpoint, type CheckpointPolicy } from '@cairn/tlog/checkpoint';
+import { isTlogError, type TlogError } from '@cairn/tlog/errors';
+import { MAX_NOTE_BYTES } from '@cairn/tlog/limits';
+import { LogReader, type LogFetch } from '@cairn/tlog/log-reader';
 import { bytesEqual } from '@cairn/verify/encoding';
 import { VerifyError, isVerifyError } from '@cairn/verify/errors';
 import type { HashPort } from '@cairn/verify/hash';
@@ -63,7 +74,8 @@ import type { Fetcher, MetadataStore } from '@cairn/verify/ports';
 import { Updater } from '@cairn/verify/updater';
 import type { EdgeLog } from './app.js';
 import { EdgeError, isEdgeError } from './errors.js';
-import type { RepoPath } from './paths.js';
+import { checkExtends, logPolicyOf, tileCap } from './log.js';
+import { CHECKPOINT_KEY, LOG_PREFIX, classifyPath, type RepoPath } from './paths.js';
 import {
   StorageSource,
   bytesObject,
@@ -376,6 +388,11 @@ export interface VerifiedSourceOptions {
   readonly recheckMs?: number | undefined;
   readonly now?: (() => Date) | undefined;
   readonly log?: EdgeLog | undefined;
+  /**
+   * How log tiles are read for consistency proofs, by path under `log/`. Default: this store
+   * (a pull-through mirror passes its own, which fills missing tiles from upstream).
+   */
+  readonly logFetch?: LogFetch | undefined;
 }
 
 interface Verified {
@@ -389,6 +406,35 @@ interface Failure {
   readonly error: EdgeError;
   readonly observedEtag: string | undefined;
   readonly at: number;
+}
+
+/** The stored checkpoint as last verified. */
+interface VerifiedCheckpoint {
+  readonly file: StoredBytes;
+  readonly checkpoint: Checkpoint;
+  checkedAt: number;
+}
+
+function checkpointRefused(error: TlogError): EdgeError {
+  return new EdgeError(
+    'VERIFICATION_FAILED',
+    `${CHECKPOINT_KEY}: ${error.code}: ${error.message}`,
+    {
+      cause: error,
+    },
+  );
+}
+
+/** A storage reader of log tiles, by path under `log/`, each no longer than its kind allows. */
+export function storeLogFetch(store: BlobStore, timeoutMs: number): LogFetch {
+  const reader = storeReader(store, timeoutMs);
+  return async (path) => {
+    const tile = classifyPath(`/${LOG_PREFIX}${path}`)?.tile;
+    if (tile === undefined) throw new EdgeError('NOT_FOUND', `${LOG_PREFIX}${path}: not a tile`);
+    const file = await reader(`${LOG_PREFIX}${path}`, tileCap(tile));
+    if (file === undefined) throw new EdgeError('NOT_FOUND', `${LOG_PREFIX}${path}: not found`);
+    return file.bytes;
+  };
 }
 
 function verificationFailed(error: VerifyError): EdgeError {
@@ -421,6 +467,13 @@ export class VerifiedSource implements ObjectSource {
   #failure: Failure | undefined;
   #pending: Promise<VerifiedRelease> | undefined;
   #stale = false;
+  readonly #logFetch: LogFetch;
+  #checkpoint: VerifiedCheckpoint | undefined;
+  /** The newest checkpoint served: the next one must extend it (never smaller, no fork). */
+  #servedCheckpoint: Checkpoint | undefined;
+  #checkpointFailure: Failure | undefined;
+  #checkpointStale = false;
+  #checkpointPending: Promise<StoredBytes | undefined> | undefined;
 
   constructor(options: VerifiedSourceOptions) {
     this.#store = options.store;
@@ -436,11 +489,18 @@ export class VerifiedSource implements ObjectSource {
     });
     this.#recheckMs = options.recheckMs ?? 1000;
     this.#log = options.log ?? defaultLog;
+    this.#logFetch = options.logFetch ?? storeLogFetch(options.store, options.timeoutMs);
+  }
+
+  /** The size of the newest checkpoint verified and served, if any: for /health. */
+  get logSize(): number | undefined {
+    return this.#servedCheckpoint?.size;
   }
 
   /** Makes the next request look at the stored timestamp (after this process changed it). */
   invalidate(): void {
     this.#stale = true;
+    this.#checkpointStale = true;
   }
 
   /**
@@ -548,9 +608,107 @@ export class VerifiedSource implements ObjectSource {
           return this.#versioned(release, path);
         case 'target':
         case 'delta':
+        case 'tile':
+        case 'checkpoint':
           throw new EdgeError('NOT_FOUND', `${path.key}: not metadata`);
       }
     });
+  }
+
+  /**
+   * log/checkpoint verified (see the table at the top), or undefined when the verified root
+   * declares no log (it is then served as stored). Rejects NOT_FOUND, VERIFICATION_FAILED,
+   * STORAGE_UNAVAILABLE.
+   */
+  async #verifiedCheckpoint(): Promise<StoredBytes | undefined> {
+    const release = await this.current();
+    let policy;
+    try {
+      policy = await logPolicyOf(release.root.signed);
+    } catch (error) {
+      if (isTlogError(error)) throw checkpointRefused(error);
+      throw error;
+    }
+    if (policy === undefined) return undefined;
+    const at = this.#now().getTime();
+    const held = this.#checkpoint;
+    if (!this.#checkpointStale && held !== undefined && at - held.checkedAt < this.#recheckMs) {
+      return held.file;
+    }
+    this.#checkpointStale = false;
+    this.#checkpointPending ??= this.#checkCheckpoint(policy, at).finally(() => {
+      this.#checkpointPending = undefined;
+    });
+    return this.#checkpointPending;
+  }
+
+  async #checkCheckpoint(policy: CheckpointPolicy, at: number): Promise<StoredBytes> {
+    const info = await storageCall(CHECKPOINT_KEY, this.#timeoutMs, () =>
+      this.#store.head(CHECKPOINT_KEY),
+    );
+    if (info === undefined) {
+      this.#checkpoint = undefined;
+      throw new EdgeError('NOT_FOUND', `${CHECKPOINT_KEY}: not found`);
+    }
+    const held = this.#checkpoint;
+    if (held !== undefined && held.file.info.etag === info.etag) {
+      held.checkedAt = at;
+      return held.file;
+    }
+    const failure = this.#checkpointFailure;
+    if (
+      failure !== undefined &&
+      failure.observedEtag === info.etag &&
+      at - failure.at < this.#recheckMs
+    ) {
+      throw failure.error;
+    }
+    const file = await this.#reader(CHECKPOINT_KEY, MAX_NOTE_BYTES);
+    if (file === undefined) throw new EdgeError('NOT_FOUND', `${CHECKPOINT_KEY}: not found`);
+    try {
+      const { checkpoint } = await openCheckpoint(file.bytes, policy);
+      const served = this.#servedCheckpoint;
+      await checkExtends(new LogReader(this.#logFetch, policy), served, checkpoint);
+      this.#checkpoint = { file, checkpoint, checkedAt: at };
+      this.#checkpointFailure = undefined;
+      if (
+        served === undefined ||
+        served.origin !== checkpoint.origin ||
+        checkpoint.size > served.size
+      ) {
+        this.#servedCheckpoint = checkpoint;
+        this.#log({
+          level: 'info',
+          event: 'checkpoint-verified',
+          origin: checkpoint.origin,
+          size: checkpoint.size,
+        });
+      }
+      return file;
+    } catch (error) {
+      let refused: EdgeError;
+      if (isTlogError(error)) refused = checkpointRefused(error);
+      else if (isEdgeError(error, 'VERIFICATION_FAILED')) refused = error;
+      else if (isEdgeError(error, 'NOT_FOUND')) {
+        // A tile the consistency proof needs is missing: the checkpoint cannot be proven.
+        refused = new EdgeError(
+          'VERIFICATION_FAILED',
+          `${CHECKPOINT_KEY} cannot be proven to extend the one served: ${error.message}`,
+          { cause: error },
+        );
+      } else throw error;
+      this.#checkpoint = undefined;
+      if (this.#checkpointFailure?.error.message !== refused.message) {
+        this.#log({
+          level: 'error',
+          event: 'verification-failed',
+          code: refused.code,
+          message: `storage holds a log checkpoint that does not verify: ${refused.message}`,
+        });
+      }
+      this.#checkpointFailure = { error: refused, observedEtag: file.info.etag, at };
+      throw refused;
+    }
   }
 
   async #rootCopy(): Promise<StoredBytes> {
@@ -578,7 +736,16 @@ export class VerifiedSource implements ObjectSource {
   }
 
   async head(path: RepoPath): Promise<ObjectInfo | undefined> {
-    if (path.kind === 'target' || path.kind === 'delta') return this.#storage.head(path);
+    if (servedAsStored(path)) return this.#storage.head(path);
+    if (path.kind === 'checkpoint') {
+      try {
+        const file = await this.#verifiedCheckpoint();
+        return file === undefined ? await this.#storage.head(path) : file.info;
+      } catch (error) {
+        if (isEdgeError(error, 'NOT_FOUND')) return undefined;
+        throw error;
+      }
+    }
     try {
       return (await this.#resolve(path)).info;
     } catch (error) {
@@ -588,8 +755,18 @@ export class VerifiedSource implements ObjectSource {
   }
 
   async get(path: RepoPath, range?: ByteRange): Promise<SourceObject> {
-    if (path.kind === 'target' || path.kind === 'delta') return this.#storage.get(path, range);
+    if (servedAsStored(path)) return this.#storage.get(path, range);
+    if (path.kind === 'checkpoint') {
+      const file = await this.#verifiedCheckpoint();
+      if (file === undefined) return this.#storage.get(path, range);
+      return bytesObject(file.bytes, file.info, range);
+    }
     const file = await this.#resolve(path);
     return bytesObject(file.bytes, file.info, range);
   }
+}
+
+/** Blobs and tiles: clients verify them, so they are served as stored. */
+function servedAsStored(path: RepoPath): boolean {
+  return path.kind === 'target' || path.kind === 'delta' || path.kind === 'tile';
 }

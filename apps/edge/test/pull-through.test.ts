@@ -16,6 +16,7 @@ import {
   RecordingStore,
   SignedRepository,
   keysOf,
+  loggedRepository,
   readAll,
   text,
   utf8,
@@ -219,5 +220,60 @@ describe.each(KINDS)('%s pull-through mirror', (kind) => {
     const view = await verifyThrough(edge.url, await signed.trustedRoot);
     expect(view.targetsVersion).toBe(2);
     expect(text(view.files.get('a.txt') ?? new Uint8Array())).toBe('alpha 2');
+  });
+});
+
+describe.each(KINDS)('%s pull-through mirror and the transparency log', (kind) => {
+  test('the checkpoint is verified and each tile fetched from upstream once; a tile past the log is 404 and never stored', async () => {
+    const logged = await loggedRepository();
+    const upstream = await startUpstream(async (store) => {
+      await logged.repo.copyTo(store);
+      // Junk under well-formed tile paths past the log: kept for good if a mirror stored it.
+      await store.put('log/tile/0/002', new Uint8Array(8192));
+      await store.put('log/tile/0/001.p/50', new Uint8Array(1600));
+    });
+    const edge = await mirror(kind, upstream, logged.trustedRoot);
+    const tiles = [
+      'log/tile/1/000.p/1',
+      'log/tile/0/000',
+      'log/tile/entries/000',
+      'log/tile/0/001.p/49',
+      'log/tile/entries/001.p/49',
+    ];
+
+    const checkpoint = await fetch(`${edge.url}/log/checkpoint`);
+    expect(checkpoint.status).toBe(200);
+    expect(checkpoint.headers.get('cache-control')).toBe('public, max-age=60');
+    expect(new Uint8Array(await checkpoint.arrayBuffer())).toEqual(logged.log.checkpoints.at(-1));
+    for (const round of [1, 2]) {
+      for (const key of tiles) {
+        const response = await fetch(`${edge.url}/${key}`);
+        expect(response.status, `${round} ${key}`).toBe(200);
+        expect(response.headers.get('cache-control'), key).toBe(
+          'public, max-age=31536000, immutable',
+        );
+        expect(new Uint8Array(await response.arrayBuffer()), key).toEqual(
+          await logged.repo.read(key),
+        );
+      }
+    }
+    const tileReads = () =>
+      upstream.store.calls
+        .filter((c) => c.op === 'get' && c.key.startsWith('log/tile/'))
+        .map((c) => c.key)
+        .sort();
+    expect(tileReads()).toEqual([...tiles].sort());
+
+    for (const path of ['/log/tile/0/002', '/log/tile/0/001.p/50', '/log/tile/entries/002']) {
+      const refused = await fetch(`${edge.url}${path}`);
+      expect(refused.status, path).toBe(404);
+      expect(await error(refused), path).toBe('NOT_FOUND');
+      expect((await fetch(`${edge.url}${path}`, { method: 'HEAD' })).status, path).toBe(404);
+    }
+    expect(tileReads()).toEqual([...tiles].sort());
+    expect(await keysOf(edge.store, 'log/')).toEqual(['log/checkpoint', ...tiles].sort());
+    expect(await keysOf(edge.store, '_edge/')).toEqual([]);
+    const health = await (await fetch(`${edge.url}/health`)).json<Record<string, unknown>>();
+    expect(health).toMatchObject({ status: 'ok', mode: 'pull-through', log: { size: 305 } });
   });
 });

@@ -14,6 +14,7 @@ import {
   type Deployment,
   type DeploymentKind,
 } from './support/deployments.js';
+import { loggedRepository } from './support/mirror-memory.js';
 import { buildRepository, verifyThrough, type BuiltRepository } from './support/repository.js';
 
 const MiB = 1024 * 1024;
@@ -23,10 +24,13 @@ const EXPOSED =
   'ETag,Last-Modified,Content-Length,Content-Range,Accept-Ranges,Retry-After,X-Cairn-Mirror';
 
 let repo: BuiltRepository;
+/** A repository whose root declares a transparency log of 305 entries (in-memory, signed). */
+let logged: Awaited<ReturnType<typeof loggedRepository>>;
 const onAll: Deployment[] = [];
 
 beforeAll(async () => {
   repo = await buildRepository({ largeFileBytes: LARGE_BYTES });
+  logged = await loggedRepository();
 });
 afterAll(async () => {
   await Promise.all(onAll.map((d) => d.close()));
@@ -371,6 +375,128 @@ describe.each(DEPLOYMENT_KINDS)('the edge on %s', (kind) => {
     });
   });
 
+  describe('the transparency log', () => {
+    const TILES = [
+      'log/tile/1/000.p/1',
+      'log/tile/0/000',
+      'log/tile/entries/000',
+      'log/tile/0/001.p/49',
+      'log/tile/entries/001.p/49',
+    ];
+    let withLog: Deployment;
+
+    beforeAll(async () => {
+      withLog = await startDeployment(kind, { vars: { CAIRN_MIRROR_NAME: mirror } });
+      onAll.push(withLog);
+      // Its private writer lease (_origin/log/lock.json) too: the edge must not serve it.
+      await logged.repo.copyTo(withLog.store);
+    });
+
+    /** The headers an object's 200 carries, from what the log deployment's storage holds. */
+    async function logHeaders(key: string, cacheControl: string, contentType: string) {
+      const info = await withLog.store.head(key);
+      if (info === undefined) throw new Error(`${key} is not in the store`);
+      return {
+        etag: `"${info.etag}"`,
+        'last-modified': info.lastModified.toUTCString(),
+        'cache-control': cacheControl,
+        'content-type': contentType,
+        'content-length': String(info.size),
+        'accept-ranges': 'bytes',
+        'x-content-type-options': 'nosniff',
+        'x-cairn-mirror': mirror,
+      };
+    }
+
+    test('log/checkpoint is served with the max-age of timestamp.json, as UTF-8 text', async () => {
+      const { response, body } = await call(withLog, '/log/checkpoint');
+      expect(response.status).toBe(200);
+      expect(body).toEqual(logged.log.checkpoints.at(-1));
+      expect(headersOf(response, OBJECT_HEADERS)).toEqual(
+        await logHeaders('log/checkpoint', 'public, max-age=60', 'text/plain; charset=utf-8'),
+      );
+      expect(new TextDecoder().decode(body).split('\n').slice(0, 2)).toEqual([
+        'cairn.test/log',
+        '305',
+      ]);
+    });
+
+    test('every tile and entry bundle is served exactly, immutable, with HEAD and 304', async () => {
+      for (const key of TILES) {
+        const { response, body } = await call(withLog, `/${key}`);
+        expect(response.status, key).toBe(200);
+        expect(body, key).toEqual(await logged.repo.read(key));
+        expect(headersOf(response, OBJECT_HEADERS), key).toEqual(
+          await logHeaders(key, IMMUTABLE, 'application/octet-stream'),
+        );
+        const head = await call(withLog, `/${key}`, { method: 'HEAD' });
+        expect([head.response.status, head.body.length], key).toEqual([200, 0]);
+        expect(head.response.headers.get('content-length'), key).toBe(String(body.length));
+        const tag = response.headers.get('etag') ?? '';
+        const again = await call(withLog, `/${key}`, { headers: { 'if-none-match': tag } });
+        expect(again.response.status, key).toBe(304);
+        expect(again.response.headers.get('cache-control'), key).toBe(IMMUTABLE);
+      }
+      const range = await call(withLog, '/log/tile/0/000', { headers: { range: 'bytes=32-63' } });
+      expect(range.response.status).toBe(206);
+      expect(range.body).toEqual((await logged.repo.read('log/tile/0/000')).slice(32, 64));
+    });
+
+    test('nothing else under log/ is served: not the lease, not a listing, not a non-C2SP tile path', async () => {
+      expect(await withLog.store.head('_origin/log/lock.json')).toBeDefined();
+      for (const path of [
+        '/_origin/log/lock.json',
+        '/log/lock.json',
+        '/log',
+        '/log/',
+        '/log/tile/',
+        '/log/tile/0/',
+        '/log/tile/entries/',
+        '/log/checkpoint.bak',
+        '/log/checkpoint/',
+        '/log/tile/0/000.p/0',
+        '/log/tile/0/000.p/256',
+        '/log/tile/0/001.p/049',
+        '/log/tile/0/x000/001',
+        '/log/tile/64/000',
+        '/log/tile/0/000.json',
+        '/log/tile/0%2F000',
+        // Well-formed, but past the log: storage has no such tile.
+        '/log/tile/0/002',
+        '/log/tile/0/001.p/50',
+      ]) {
+        const { response, body } = await call(withLog, path);
+        expect(response.status, path).toBe(404);
+        expect(response.headers.get('cache-control'), path).toBe('public, max-age=10');
+        expect(json(body), path).toMatchObject({ error: 'NOT_FOUND' });
+      }
+    });
+
+    test('/health reports the log size', async () => {
+      const { response, body } = await call(withLog, '/health');
+      expect(response.status).toBe(200);
+      expect(json(body)).toMatchObject({ status: 'ok', verified: false, log: { size: 305 } });
+      const metrics = new TextDecoder().decode((await call(withLog, '/metrics')).body);
+      expect(metrics).toContain('\ncairn_edge_log_size 305\n');
+    });
+
+    if (workerd) {
+      test('tiles are answered from the Cache API once fetched; the checkpoint is not', async () => {
+        const cached = await startDeployment(kind, {});
+        onAll.push(cached);
+        for (const key of ['log/checkpoint', 'log/tile/0/000']) {
+          await cached.store.put(key, await logged.repo.read(key));
+          expect((await call(cached, `/${key}`)).response.status, key).toBe(200);
+          await cached.store.delete(key);
+        }
+        const tile = await call(cached, '/log/tile/0/000');
+        expect(tile.response.status).toBe(200);
+        expect(tile.body).toEqual(await logged.repo.read('log/tile/0/000'));
+        expect((await call(cached, '/log/checkpoint')).response.status).toBe(404);
+      });
+    }
+  });
+
   test('POST, PUT, DELETE and PATCH are 405 with Allow, and change nothing', async () => {
     const key = main2().key;
     const before = await d.store.head(key);
@@ -606,6 +732,7 @@ describe.each(DEPLOYMENT_KINDS)('the edge on %s', (kind) => {
         'cairn_edge_events_total{event="rate_limited"} 0',
         'cairn_edge_events_total{event="upstream_error"} 0',
         'cairn_edge_events_total{event="upstream_invalid"} 0',
+        'cairn_edge_events_total{event="split_view"} 0',
         '# HELP cairn_edge_timestamp_version The timestamp version last served or checked.',
         '# TYPE cairn_edge_timestamp_version gauge',
         'cairn_edge_timestamp_version 2',

@@ -15,9 +15,21 @@ import { FsBlobStore } from '@cairn/storage/fs-store';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { parseEdgeConfig } from '../src/config.js';
 import { startEdge } from '../src/node.js';
-import type { SyncProgress, SyncReport } from '../src/sync.js';
-import { keysOf, readAll, tufClientView, type ClientView } from './support/mirror-memory.js';
-import { startMirrorOrigin } from './support/mirror-origin.js';
+import { nodeHashPort } from '@cairn/client/node-hash';
+import { isEdgeError } from '../src/errors.js';
+import { syncMirror, type SyncProgress, type SyncReport } from '../src/sync.js';
+import { checkpointPolicy, logConfigFromRoot } from '@cairn/tlog/log-config';
+import { LogReader } from '@cairn/tlog/log-reader';
+import { Metadata } from '@cairn/verify/metadata';
+import { forkOf } from './support/log.js';
+import {
+  keysOf,
+  loggedRepository,
+  readAll,
+  tufClientView,
+  type ClientView,
+} from './support/mirror-memory.js';
+import { ORIGIN_LOG_NAME, startMirrorOrigin } from './support/mirror-origin.js';
 import { checkBuild, startSyncWorker } from './support/mirror-worker.js';
 import { buildRepository, verifyThrough } from './support/repository.js';
 
@@ -244,6 +256,186 @@ describe('sync in the Worker (Miniflare): the Cron Trigger fills R2', () => {
     expect(reports[0]?.objectsCopied).toBe(
       (await keysOf(worker.store, 'targets/')).length +
         (await keysOf(worker.store, 'metadata/')).length,
+    );
+  });
+});
+
+describe('sync and the transparency log, over HTTP', () => {
+  async function loggedUpstream() {
+    const logged = await loggedRepository();
+    const upstream = await startEdge({
+      config: parseEdgeConfig({ CAIRN_MIRROR_NAME: 'upstream' }),
+      store: logged.repo.store,
+      log: () => undefined,
+    });
+    closing.push(() => upstream.close());
+    return { ...logged, url: `${upstream.url}/` };
+  }
+
+  async function fsMirror(): Promise<FsBlobStore> {
+    const work = await mkdtemp(join(tmpdir(), 'cairn-sync-log-'));
+    closing.push(() => rm(work, { recursive: true, force: true }));
+    return new FsBlobStore(work);
+  }
+
+  test('Node: tiles, then the checkpoint, are copied before timestamp.json; a forked upstream is refused and nothing copied', async () => {
+    const { repo, log, trustedRoot, url } = await loggedUpstream();
+    const mirror = await fsMirror();
+    const events: SyncProgress[] = [];
+    const report = await syncMirror({
+      store: mirror,
+      upstreamUrl: url,
+      trustedRoot,
+      hash: nodeHashPort,
+      onProgress: (event) => events.push(event),
+    });
+    expect(report).toMatchObject({ upToDate: false, logSize: 305 });
+    const copied = events.flatMap((e) => (e.kind === 'copied' ? [e.key] : []));
+    const logKeys = copied.filter((key) => key.startsWith('log/'));
+    expect(logKeys).toEqual([
+      'log/tile/1/000.p/1',
+      'log/tile/0/000',
+      'log/tile/entries/000',
+      'log/tile/0/001.p/49',
+      'log/tile/entries/001.p/49',
+      'log/checkpoint',
+    ]);
+    expect(copied.indexOf('log/checkpoint')).toBeLessThan(
+      copied.indexOf('metadata/timestamp.json'),
+    );
+    expect(copied.at(-1)).toBe('metadata/timestamp.json');
+    for (const key of logKeys) expect(await readAll(mirror, key)).toEqual(await repo.read(key));
+
+    // A new release upstream, under a log someone with the log key forked.
+    const before = new Map<string, Uint8Array>();
+    for (const key of await keysOf(mirror)) before.set(key, await readAll(mirror, key));
+    const fork = await forkOf(log, 200, 200);
+    await repo.release({ 'a.txt': 'alpha 3' });
+    for (const key of await keysOf(fork.store, 'log/')) {
+      await repo.store.put(key, await readAll(fork.store, key));
+    }
+    const refused = await syncMirror({
+      store: mirror,
+      upstreamUrl: url,
+      trustedRoot,
+      hash: nodeHashPort,
+    }).then(
+      () => 'synced',
+      (error: unknown) => (isEdgeError(error) ? `${error.code}: ${error.message}` : String(error)),
+    );
+    expect(refused).toMatch(/^SPLIT_VIEW: /);
+    expect(await keysOf(mirror)).toEqual([...before.keys()]);
+    for (const [key, bytes] of before) expect(await readAll(mirror, key)).toEqual(bytes);
+  });
+
+  test('Worker: the Cron Trigger copies the log, which the Worker then serves verified', async () => {
+    const { repo, log, trustedRoot, url } = await loggedUpstream();
+    const worker = await startSyncWorker({
+      CAIRN_MODE: 'sync',
+      CAIRN_MIRROR_NAME: 'sync-mirror',
+      CAIRN_UPSTREAM_URL: url,
+      CAIRN_TRUSTED_ROOT: new TextDecoder().decode(trustedRoot),
+    });
+    closing.push(() => worker.close());
+    expect((await fetch(`${worker.url}/log/checkpoint`)).status).toBe(404);
+    await worker.cron();
+    const checkpoint = await fetch(`${worker.url}/log/checkpoint`);
+    expect(checkpoint.status).toBe(200);
+    expect(new Uint8Array(await checkpoint.arrayBuffer())).toEqual(log.checkpoints.at(-1));
+    // The tiles of a log of 305 entries; not upstream's partial tiles of smaller sizes.
+    expect(await keysOf(worker.store, 'log/')).toEqual([
+      'log/checkpoint',
+      'log/tile/0/000',
+      'log/tile/0/001.p/49',
+      'log/tile/1/000.p/1',
+      'log/tile/entries/000',
+      'log/tile/entries/001.p/49',
+    ]);
+    const tile = await fetch(`${worker.url}/log/tile/entries/001.p/49`);
+    expect(new Uint8Array(await tile.arrayBuffer())).toEqual(
+      await repo.read('log/tile/entries/001.p/49'),
+    );
+    const health = await (await fetch(`${worker.url}/health`)).json<Record<string, unknown>>();
+    expect(health).toMatchObject({
+      status: 'ok',
+      mode: 'sync',
+      verified: true,
+      log: { size: 305 },
+    });
+    const reports = worker.logs
+      .map((line) => JSON.parse(line) as { message?: string })
+      .map(
+        (entry) =>
+          (entry.message?.startsWith('{') === true ? JSON.parse(entry.message) : entry) as Record<
+            string,
+            unknown
+          >,
+      )
+      .filter((entry) => entry.event === 'sync');
+    expect(reports).toEqual([expect.objectContaining({ level: 'info', logSize: 305 })]);
+  });
+});
+
+describe("sync of the real origin's transparency log", () => {
+  test('the log the origin appends is copied and proven; the release is in it, with inclusion proofs', async () => {
+    const origin = await startMirrorOrigin({ log: true });
+    closing.push(() => origin.close());
+    await origin.publish(new Map([['main.cvd', records('a', 500)]]));
+    const upstream = await startEdge({
+      config: parseEdgeConfig({ CAIRN_MIRROR_NAME: 'upstream' }),
+      store: origin.store,
+      log: () => undefined,
+    });
+    closing.push(() => upstream.close());
+    const work = await mkdtemp(join(tmpdir(), 'cairn-sync-origin-log-'));
+    closing.push(() => rm(work, { recursive: true, force: true }));
+    const mirror = new FsBlobStore(work);
+    const run = () =>
+      syncMirror({
+        store: mirror,
+        upstreamUrl: `${upstream.url}/`,
+        trustedRoot: origin.trustedRoot,
+        hash: nodeHashPort,
+      });
+
+    // Root 1, then targets 1 and snapshot 1.
+    expect(await run()).toMatchObject({ timestampVersion: 1, logSize: 3 });
+    await origin.publish(new Map([['main.cvd', records('a', 600)]]));
+    expect(await run()).toMatchObject({ timestampVersion: 2, previousVersion: 1, logSize: 5 });
+    expect(await keysOf(mirror, '_origin/')).toEqual([]);
+
+    // What a client does with the mirror: the current release's entries, proven.
+    const root = Metadata.fromBytes(origin.trustedRoot, 'root');
+    const config = logConfigFromRoot(root.signed.extra);
+    expect(config?.origin).toBe(ORIGIN_LOG_NAME);
+    if (config === undefined) throw new Error('the root declares no log');
+    const reader = new LogReader(
+      (path) => readAll(mirror, `log/${path}`),
+      await checkpointPolicy(config),
+    );
+    const { checkpoint } = await reader.latest();
+    const found = await reader.findMetadata(checkpoint, [
+      { role: 'targets', version: 2, bytes: await readAll(mirror, 'metadata/2.targets.json') },
+      { role: 'snapshot', version: 2, bytes: await readAll(mirror, 'metadata/2.snapshot.json') },
+      { role: 'root', version: 1, bytes: await readAll(mirror, 'metadata/1.root.json') },
+    ]);
+    expect(found.map((entry) => entry?.index)).toEqual([3, 4, 0]);
+
+    // Served by a verifying edge over the mirror: the checkpoint checks out.
+    const served = await startEdge({
+      config: parseEdgeConfig({
+        CAIRN_MODE: 'sync',
+        CAIRN_UPSTREAM_URL: `${upstream.url}/`,
+        CAIRN_TRUSTED_ROOT: new TextDecoder().decode(origin.trustedRoot),
+      }),
+      store: mirror,
+      log: () => undefined,
+    });
+    closing.push(() => served.close());
+    const response = await fetch(`${served.url}/log/checkpoint`);
+    expect(response.status).toBe(200);
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(
+      await readAll(origin.store, 'log/checkpoint'),
     );
   });
 });

@@ -9,7 +9,15 @@ import { buildTimestamp } from '@cairn/verify/repository';
 import { Ed25519Signer, signMetadata } from '@cairn/verify/signer';
 import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { BlobStore } from '@cairn/storage/blob-store';
-import { SignedRepository, keysOf, readAll, text } from './support/mirror-memory.js';
+import { MemoryBlobStore } from '@cairn/storage/memory-store';
+import { TestLog, createLogKey, forkOf } from './support/log.js';
+import {
+  SignedRepository,
+  keysOf,
+  loggedRepository,
+  readAll,
+  text,
+} from './support/mirror-memory.js';
 import { startDeployment, type Deployment, type DeploymentKind } from './support/deployments.js';
 import { buildRepository, verifyThrough, type BuiltRepository } from './support/repository.js';
 
@@ -178,5 +186,79 @@ describe.each(KINDS)('%s, metadata verified before it is served', (kind) => {
     const restored = await fetch(`${edge.url}/metadata/timestamp.json`);
     expect(restored.status).toBe(200);
     expect(new Uint8Array(await restored.arrayBuffer())).toEqual(newer);
+  });
+});
+
+describe.each(KINDS)('%s, the log checkpoint verified before it is served', (kind) => {
+  /** A pinned edge over a repository with a log (in-memory, signed), rechecking every request. */
+  async function loggedEdge() {
+    const logged = await loggedRepository();
+    const edge = await deploy(kind, {
+      CAIRN_TRUSTED_ROOT: text(logged.trustedRoot),
+      CAIRN_TIMESTAMP_MAX_AGE: '0',
+    });
+    await copyAll(logged.repo.store, edge.store);
+    return { ...logged, edge };
+  }
+
+  async function served(edge: Deployment, path: string): Promise<Uint8Array> {
+    const response = await fetch(`${edge.url}${path}`);
+    expect(response.status, path).toBe(200);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  test('a checkpoint signed by the declared log key is served; /health says how big the log is', async () => {
+    const { edge, log } = await loggedEdge();
+    expect(await served(edge, '/log/checkpoint')).toEqual(log.checkpoints.at(-1));
+    expect(await served(edge, '/log/tile/0/000')).toEqual(
+      await readAll(log.store, 'log/tile/0/000'),
+    );
+    const health = await (await fetch(`${edge.url}/health`)).json<Record<string, unknown>>();
+    expect(health).toMatchObject({ status: 'ok', verified: true, log: { size: 305 } });
+    expect(refusedLines(edge)).toEqual([]);
+  });
+
+  test('a forged checkpoint (another key) is refused with 503 and an error log line; unpinned, it is served', async () => {
+    const { edge, log, repo } = await loggedEdge();
+    const forger = new TestLog(await createLogKey(), new MemoryBlobStore());
+    await forger.append(log.entries);
+    const forged = forger.checkpoints.at(-1) ?? new Uint8Array();
+    await edge.store.put('log/checkpoint', forged);
+    await expectRefused(edge, '/log/checkpoint');
+    await vi.waitFor(() => {
+      expect(refusedLines(edge).some((line) => line.includes('UNKNOWN_KEY'))).toBe(true);
+    });
+    const health = await (await fetch(`${edge.url}/health`)).json<Record<string, unknown>>();
+    expect(health).toMatchObject({ status: 'ok', log: { error: 'VERIFICATION_FAILED' } });
+
+    const unpinned = await deploy(kind, {});
+    await copyAll(repo.store, unpinned.store);
+    await unpinned.store.put('log/checkpoint', forged);
+    expect(await served(unpinned, '/log/checkpoint')).toEqual(forged);
+  });
+
+  test('a checkpoint that forks, or goes back, from the one served is refused with 503', async () => {
+    const { edge, log } = await loggedEdge();
+    const newest = log.checkpoints.at(-1) ?? new Uint8Array();
+    expect(await served(edge, '/log/checkpoint')).toEqual(newest);
+
+    // Someone with the log key writes another tree into the bucket: every tile and checkpoint.
+    const fork = await forkOf(log, 100, 250);
+    for (const key of await keysOf(fork.store, 'log/')) {
+      await edge.store.put(key, await readAll(fork.store, key));
+    }
+    await expectRefused(edge, '/log/checkpoint');
+    await vi.waitFor(() => {
+      expect(refusedLines(edge).some((line) => line.includes('SPLIT_VIEW'))).toBe(true);
+    });
+
+    // An older checkpoint of the real log: validly signed, but the log went back.
+    await edge.store.put('log/checkpoint', log.checkpoints[2] ?? new Uint8Array());
+    await expectRefused(edge, '/log/checkpoint');
+    await vi.waitFor(() => {
+      expect(refusedLines(edge).some((line) => line.includes('went back from 305 to 3'))).toBe(
+        true,
+      );
+    });
   });
 });

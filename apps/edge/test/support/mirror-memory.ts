@@ -24,7 +24,7 @@ import { isStorageError } from '@cairn/storage/errors';
 import { MemoryBlobStore } from '@cairn/storage/memory-store';
 import { VerifyError } from '@cairn/verify/errors';
 import { webHashPort } from '@cairn/verify/hash';
-import { Metadata, type MetaFile, type Root, type Timestamp } from '@cairn/verify/metadata';
+import { Metadata, Root, type MetaFile, type Timestamp } from '@cairn/verify/metadata';
 import {
   buildRoot,
   buildSnapshot,
@@ -41,6 +41,7 @@ import { parseEdgeConfig } from '../../src/config.js';
 import { isEdgeError, type EdgeError } from '../../src/errors.js';
 import { classifyPath, type RepoPath } from '../../src/paths.js';
 import { StorageSource, type ObjectSource } from '../../src/source.js';
+import { TestLog, createLogKey, type TestLogKey } from './log.js';
 
 export const DAY = 86_400_000;
 /** The repository's clock: every test passes `now: () => T0` (or later) to the edge. */
@@ -91,6 +92,11 @@ export class SignedRepository {
   snapshotVersion = 0;
   timestampVersion = 0;
   now = T0;
+  /**
+   * The repository's transparency log, when it has one: declared in every root, and every
+   * root, targets and snapshot version appended before the timestamp that makes it visible.
+   */
+  log: TestLog | undefined;
   #rootSigners: Signer[] = [];
   #snapshotMeta: MetaFile | undefined;
 
@@ -99,7 +105,10 @@ export class SignedRepository {
   }
 
   /** Root v1 and a first release of `files`. */
-  static async create(files: Record<string, string>): Promise<SignedRepository> {
+  static async create(
+    files: Record<string, string>,
+    options: { log?: TestLogKey | undefined } = {},
+  ): Promise<SignedRepository> {
     const g = () => Ed25519Signer.generate();
     const repo = new SignedRepository({
       root: [await g()],
@@ -107,6 +116,9 @@ export class SignedRepository {
       snapshot: [await g()],
       targets: [await g()],
     });
+    if (options.log !== undefined) {
+      repo.log = new TestLog(options.log, repo.store, () => repo.now);
+    }
     await repo.publishRoot();
     await repo.release(files);
     return repo;
@@ -124,7 +136,7 @@ export class SignedRepository {
       keys: this.signers[role].map((s) => ({ keyid: s.keyid, publicKey: s.publicKey })),
       threshold: 1,
     });
-    const root = buildRoot({
+    const built = buildRoot({
       version: this.rootVersion,
       expires: new Date(this.now.getTime() + 365 * DAY),
       roles: {
@@ -134,10 +146,23 @@ export class SignedRepository {
         targets: spec('targets'),
       },
     });
+    const root =
+      this.log === undefined
+        ? built
+        : new Root({
+            specVersion: built.specVersion,
+            version: built.version,
+            expires: built.expires,
+            consistentSnapshot: built.consistentSnapshot,
+            keys: built.keys,
+            roles: built.roles,
+            extra: this.log.key.rootField,
+          });
     const signers = [...new Set([...this.#rootSigners, ...this.signers.root])];
     const bytes = (await signMetadata(new Metadata<Root>(root), signers)).toBytes();
     this.#rootSigners = this.signers.root;
     await this.store.put(`metadata/${this.rootVersion}.root.json`, bytes);
+    await this.log?.logMetadata('root', this.rootVersion, bytes);
     await this.store.put('metadata/root.json', bytes);
     return bytes;
   }
@@ -187,6 +212,8 @@ export class SignedRepository {
       )
     ).toBytes();
     await this.store.put(`metadata/${this.snapshotVersion}.snapshot.json`, snapshot);
+    await this.log?.logMetadata('targets', this.targetsVersion, targets);
+    await this.log?.logMetadata('snapshot', this.snapshotVersion, snapshot);
     this.#snapshotMeta = await describeMetadata(webHashPort, this.snapshotVersion, snapshot, {
       length: true,
       hashes: true,
@@ -267,13 +294,16 @@ export function fakeUpstream(store: BlobStore): FakeUpstream {
   return upstream;
 }
 
-/** A fresh repository (a.txt and dir/b.txt), its fake upstream, and an empty recording mirror. */
-export async function mirrorFixture(): Promise<{
+/**
+ * A fresh repository (a.txt and dir/b.txt; with a transparency log under `options.log`), its
+ * fake upstream, and an empty recording mirror.
+ */
+export async function mirrorFixture(options: { log?: TestLogKey | undefined } = {}): Promise<{
   repo: SignedRepository;
   upstream: FakeUpstream;
   mirror: RecordingStore;
 }> {
-  const repo = await SignedRepository.create({ 'a.txt': 'alpha', 'dir/b.txt': 'beta' });
+  const repo = await SignedRepository.create({ 'a.txt': 'alpha', 'dir/b.txt': 'beta' }, options);
   return { repo, upstream: fakeUpstream(repo.store), mirror: new RecordingStore() };
 }
 
@@ -449,4 +479,22 @@ export async function refreshAndDownload(updater: Updater): Promise<ClientView> 
     targetsVersion: targets.signed.version,
     files,
   };
+}
+
+/**
+ * A signed repository (in-memory) whose root declares a log: two
+ * releases logged as the origin logs them, then `filler` more entries, so the log has full
+ * tiles, a level-1 tile and partial ones (the default: 305 entries).
+ */
+export async function loggedRepository(filler = 300): Promise<{
+  repo: SignedRepository;
+  log: TestLog;
+  trustedRoot: Uint8Array;
+}> {
+  const repo = await SignedRepository.create({ 'a.txt': 'alpha' }, { log: await createLogKey() });
+  await repo.release({ 'a.txt': 'alpha 2', 'b.txt': 'beta' });
+  const log = repo.log;
+  if (log === undefined) throw new Error('no log');
+  if (filler > 0) await log.fill(filler, 'filler');
+  return { repo, log, trustedRoot: await repo.trustedRoot };
 }

@@ -38,9 +38,17 @@ export interface MirrorOrigin {
   close(): Promise<void>;
 }
 
-export async function startMirrorOrigin(): Promise<MirrorOrigin> {
+/** The checkpoint origin line of the log an origin started with `{ log: true }` keeps. */
+export const ORIGIN_LOG_NAME = 'cairn.test/origin-log';
+
+/**
+ * `log`: root version 1 declares a transparency log, which the origin appends every root,
+ * targets and snapshot version to, before the timestamp that publishes it.
+ */
+export async function startMirrorOrigin(options: { log?: boolean } = {}): Promise<MirrorOrigin> {
   const store = new MemoryBlobStore();
   const g = () => Ed25519Signer.generate();
+  const logKey = options.log === true ? await g() : undefined;
   const [root1, root2, alice, bob, snapshot, timestamp] = await Promise.all([
     g(),
     g(),
@@ -59,6 +67,7 @@ export async function startMirrorOrigin(): Promise<MirrorOrigin> {
     timestampKey: ref(timestamp),
     rootExpiry: POLICY.expiry.root,
     now: new Date(),
+    log: logKey === undefined ? undefined : { name: ORIGIN_LOG_NAME, key: logKey },
   });
   const service = new OriginService({
     store,
@@ -66,6 +75,7 @@ export async function startMirrorOrigin(): Promise<MirrorOrigin> {
     policy: POLICY,
     authWindowMs: 300_000,
     logger: createLogger({ write: () => undefined }),
+    logKey,
   });
   const origin = await serveOrigin(service, { host: '127.0.0.1', port: 0 });
   const dir = await mkdtemp(join(tmpdir(), 'cairn-mirror-origin-'));

@@ -56,7 +56,7 @@ export interface BuiltRepository {
   /** The deltas release 2 carries. */
   readonly deltas: readonly RepositoryDelta[];
   readonly timestampVersion: number;
-  /** Public keys (metadata/ and targets/), in key order. */
+  /** Public keys (metadata/, targets/ and log/), in key order. */
   publicKeys(): string[];
   /** Keys under `_origin/`, which the edge must never serve. */
   privateKeys(): string[];
@@ -182,6 +182,8 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Built
   const publicKeys = [
     ...(await keysOf(store, 'metadata/')),
     ...(await keysOf(store, 'targets/')),
+    // The transparency log, when the origin keeps one.
+    ...(await keysOf(store, 'log/')),
   ].sort();
   const privateKeys = await keysOf(store, '_origin/');
 
@@ -200,7 +202,9 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Built
           contentLength: bytes.length,
           contentType: key.startsWith('metadata/')
             ? 'application/json'
-            : 'application/octet-stream',
+            : key === 'log/checkpoint'
+              ? 'text/plain; charset=utf-8'
+              : 'application/octet-stream',
         });
       }
     },
