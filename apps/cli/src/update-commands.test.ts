@@ -14,6 +14,8 @@ import {
   defaultStateDir,
   exitCodeOf,
   fileLine,
+  formatCount,
+  logLine,
   mirrorTable,
   parseMirrorSetting,
   parseUpdateConfig,
@@ -97,6 +99,7 @@ describe('parseUpdateConfig', () => {
           deltas: false,
           timeout: 10,
           minSpeed: 1000,
+          requireLog: false,
         },
         '/etc/cairn/update.json',
       ),
@@ -109,6 +112,7 @@ describe('parseUpdateConfig', () => {
       deltas: false,
       timeout: 10,
       minSpeed: 1000,
+      requireLog: false,
     });
   });
 
@@ -122,6 +126,7 @@ describe('parseUpdateConfig', () => {
     ['a mirror field', { mirrors: [{ url: 'http://a/', weight: 2 }] }, 'unknown field "weight"'],
     ['bad targets', { targets: 'a' }, 'f.json: targets: expected a list'],
     ['bad deltas', { deltas: 'no' }, 'f.json: deltas: expected true or false, received "no"'],
+    ['bad requireLog', { requireLog: 0 }, 'f.json: requireLog: expected true or false, received 0'],
   ])('refuses %s with CONFIG_INVALID', (_name, json, message) => {
     let thrown: unknown;
     try {
@@ -173,6 +178,7 @@ describe('resolveUpdateSettings', () => {
       deltas: false,
       timeoutSeconds: 5,
       minBytesPerSecond: 100,
+      requireLog: true,
     });
     const fromEnv = resolveUpdateSettings(
       USAGE,
@@ -185,6 +191,18 @@ describe('resolveUpdateSettings', () => {
     expect(fromEnv.installDir).toBe('/from-file');
     expect(fromEnv.timeoutSeconds).toBe(9);
     expect(resolveUpdateSettings(USAGE, {}, env, file, '/h').mirrors).toEqual(['http://file/']);
+    // --no-require-log, or "requireLog": false in the file, turns the log requirement off.
+    const values = { dir: '/db', mirror: ['http://m/'] };
+    expect(
+      resolveUpdateSettings(USAGE, { ...values, 'no-require-log': true }, env, file, '/h')
+        .requireLog,
+    ).toBe(false);
+    expect(resolveUpdateSettings(USAGE, values, env, { requireLog: false }, '/h').requireLog).toBe(
+      false,
+    );
+    expect(resolveUpdateSettings(USAGE, values, env, { requireLog: true }, '/h').requireLog).toBe(
+      true,
+    );
   });
 
   it('defaults the state directory, deltas on, and leaves timeouts to the updater', () => {
@@ -199,6 +217,7 @@ describe('resolveUpdateSettings', () => {
       deltas: true,
       timeoutSeconds: undefined,
       minBytesPerSecond: undefined,
+      requireLog: true,
     });
   });
 
@@ -248,7 +267,9 @@ describe('resolveUpdateSettings', () => {
       deltas: true,
       requestTimeoutMs: 7000,
       minBytesPerSecond: undefined,
+      requireLogInclusion: true,
     });
+    expect(updaterConfig({ ...settings, requireLog: false }, root).requireLogInclusion).toBe(false);
   });
 });
 
@@ -341,6 +362,26 @@ describe('lines', () => {
     ]);
   });
 
+  it('formatCount groups digits by three with spaces', () => {
+    expect([0, 999, 1000, 1234567].map(formatCount)).toEqual(['0', '999', '1 000', '1 234 567']);
+  });
+
+  it('logLine says the checkpoint size, what it is consistent with, and the proofs', () => {
+    const log = { origin: 'o', size: 1234, previousSize: 1200, proofs: 2, mirror: undefined };
+    expect(logLine(log)).toBe(
+      '✔ log: checkpoint 1 234 (consistent with 1 200), 2 inclusion proofs',
+    );
+    expect(logLine({ ...log, previousSize: undefined, proofs: 1 })).toBe(
+      '✔ log: checkpoint 1 234 (the first this machine holds), 1 inclusion proof',
+    );
+    expect(logLine({ ...log, previousSize: 1234, proofs: 0 })).toBe(
+      '✔ log: checkpoint 1 234 (unchanged), 0 inclusion proofs',
+    );
+    expect(logLine({ ...log, size: undefined, previousSize: undefined, proofs: 0 })).toBe(
+      '✔ log: no checkpoint held yet, 0 inclusion proofs',
+    );
+  });
+
   it('rollbackLine names the file and the restored hash', () => {
     expect(rollbackLine({ path: 'main.cvd', restored: 'ab'.repeat(32) })).toBe(
       'main.cvd: restored the previous version (sha256 abababababab…)',
@@ -354,6 +395,9 @@ describe('failures', () => {
     expect(exitCodeOf(new ClientError('CONFIG_INVALID', 'x'))).toBe(EXIT_USAGE);
     expect(exitCodeOf(new ClientError('LOCKED', 'x'))).toBe(EXIT_LOCKED);
     expect(exitCodeOf(new ClientError('NO_MIRROR', 'x'))).toBe(EXIT_FAILED);
+    expect(exitCodeOf(new ClientError('SPLIT_VIEW', 'x'))).toBe(EXIT_FAILED);
+    expect(exitCodeOf(new ClientError('NOT_IN_LOG', 'x'))).toBe(EXIT_FAILED);
+    expect(exitCodeOf(new ClientError('LOG_REQUIRED', 'x'))).toBe(EXIT_USAGE);
     expect(exitCodeOf(new VerifyError('EXPIRED', 'x'))).toBe(EXIT_FAILED);
     expect(exitCodeOf(new Error('x'))).toBe(EXIT_FAILED);
   });
@@ -363,6 +407,15 @@ describe('failures', () => {
       'check --mirror (or CAIRN_MIRRORS) and that a mirror serves metadata/timestamp.json; every installed file is still its previous version or a fully verified new one, never a partial one',
     );
     expect(updateHint('EXPIRED')).toContain("this machine's clock");
+    expect(updateHint('SPLIT_VIEW')).toBe(
+      'the transparency log was shown to this machine with a history that contradicts what it saw before (or another mirror showed): a forked log, which someone may be using to hide a release from everyone else; nothing was installed and the checkpoint held is kept: report it to the repository’s operators',
+    );
+    expect(updateHint('NOT_IN_LOG')).toBe(
+      'the metadata is signed but no mirror proves it is in the repository’s public transparency log (a release shipped around the log, or every mirror’s log is stale or damaged); every installed file is still its previous version or a fully verified new one, never a partial one',
+    );
+    expect(updateHint('LOG_REQUIRED')).toBe(
+      'the repository’s root declares no transparency log: ask its operators to set one up, or give --no-require-log ("requireLog": false in --config) to accept releases on signatures alone',
+    );
     expect(updateHint('USAGE')).toBeUndefined();
     expect(updateHint('INTERNAL')).toBeUndefined();
   });
@@ -423,6 +476,14 @@ describe('UpdatePrinter', () => {
       timestampVersion: 2,
       snapshotVersion: 2,
       targetsVersion: 3,
+      mirror: 'http://a/',
+    },
+    {
+      type: 'log',
+      origin: 'cairn.example/log',
+      size: 1234,
+      previousSize: 1200,
+      proofs: 2,
       mirror: 'http://a/',
     },
     {
@@ -491,6 +552,13 @@ describe('UpdatePrinter', () => {
     bytesDownloaded: 150,
     bytesFull: 10050,
     unmatched: ['*.hdb'],
+    log: {
+      origin: 'cairn.example/log',
+      size: 1234,
+      previousSize: 1200,
+      proofs: 2,
+      mirror: 'http://a/',
+    },
     warnings: ['mirrors.json could not be downloaded: NO_MIRROR: gone'],
   };
 
@@ -506,6 +574,7 @@ describe('UpdatePrinter', () => {
       '     http://b/  2 ms  timestamp v2',
       '     http://c/        unreachable (refused)',
       '✔ metadata verified: timestamp v2, targets v3 (from a)',
+      '✔ log: checkpoint 1 234 (consistent with 1 200), 2 inclusion proofs',
       'bytecode.cvd: up to date',
       'main.cvd: delta 100 B instead of 9.8 KiB (saved 99.0%) from http://b/',
       'daily.cvd: full 50 B from a',

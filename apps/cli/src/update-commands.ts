@@ -6,14 +6,17 @@
  * Output follows the updater's events as they come: the mirrors ranked, the verified metadata
  * versions, one line per file (delta, full or up to date), a progress bar while downloading (on a
  * terminal), warnings for fallbacks and failed mirrors, then a summary. `--json` prints the report
- * instead, `--quiet` only failures. Exit 0 updated or already current, 1 failed, 2 bad usage or
- * configuration, 3 another updater holds the lock.
+ * instead, `--quiet` only failures. Exit 0 updated or already current, 1 failed (SPLIT_VIEW and
+ * NOT_IN_LOG among them: the transparency log refused the release), 2 bad usage or configuration
+ * (LOG_REQUIRED: the repository declares no log and --no-require-log was not given), 3 another
+ * updater holds the lock.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { ClientError } from '@cairn/client/errors';
+import type { LogSummary } from '@cairn/client/log-inclusion';
 import {
   createUpdater,
   type RolledBackFile,
@@ -65,6 +68,8 @@ export interface UpdateSettings {
   readonly deltas: boolean;
   readonly timeoutSeconds: number | undefined;
   readonly minBytesPerSecond: number | undefined;
+  /** Accept root and targets only with an inclusion proof in the transparency log. */
+  readonly requireLog: boolean;
 }
 
 /** What a `--config` file may hold: the flags' values under the same names (camelCase). */
@@ -77,6 +82,7 @@ export interface UpdateConfigFile {
   readonly deltas?: boolean | undefined;
   readonly timeout?: number | undefined;
   readonly minSpeed?: number | undefined;
+  readonly requireLog?: boolean | undefined;
 }
 
 const CONFIG_FIELDS = [
@@ -88,6 +94,7 @@ const CONFIG_FIELDS = [
   'deltas',
   'timeout',
   'minSpeed',
+  'requireLog',
 ] as const;
 
 /** A mirror name: the edge's CAIRN_MIRROR_NAME rule, without `=`, `:` or `/` so that
@@ -246,6 +253,12 @@ export function parseUpdateConfig(json: unknown, file: string): UpdateConfigFile
       `deltas: expected true or false, received ${JSON.stringify(doc.deltas)}`,
     );
   }
+  if (doc.requireLog !== undefined && typeof doc.requireLog !== 'boolean') {
+    throw configInvalid(
+      file,
+      `requireLog: expected true or false, received ${JSON.stringify(doc.requireLog)}`,
+    );
+  }
   return {
     dir: path('dir'),
     state: path('state'),
@@ -255,6 +268,7 @@ export function parseUpdateConfig(json: unknown, file: string): UpdateConfigFile
     deltas: doc.deltas,
     timeout: count('timeout', 1),
     minSpeed: count('minSpeed', 0),
+    requireLog: doc.requireLog,
   };
 }
 
@@ -265,6 +279,7 @@ interface UpdateFlagValues {
   readonly root?: string | undefined;
   readonly target?: readonly string[] | undefined;
   readonly 'no-deltas'?: boolean | undefined;
+  readonly 'no-require-log'?: boolean | undefined;
   readonly timeout?: string | undefined;
   readonly 'min-speed'?: string | undefined;
 }
@@ -325,6 +340,7 @@ export function resolveUpdateSettings(
     deltas: values['no-deltas'] === true ? false : (file.deltas ?? true),
     timeoutSeconds: integerFlag(usage, values.timeout, '--timeout', 1) ?? file.timeout,
     minBytesPerSecond: integerFlag(usage, values['min-speed'], '--min-speed', 0) ?? file.minSpeed,
+    requireLog: values['no-require-log'] === true ? false : (file.requireLog ?? true),
   };
 }
 
@@ -360,6 +376,7 @@ export function updaterConfig(
     requestTimeoutMs:
       settings.timeoutSeconds === undefined ? undefined : settings.timeoutSeconds * 1000,
     minBytesPerSecond: settings.minBytesPerSecond,
+    requireLogInclusion: settings.requireLog,
   };
 }
 
@@ -371,6 +388,7 @@ export function exitCodeOf(error: unknown): number {
   switch (failureCode(error)) {
     case 'USAGE':
     case 'CONFIG_INVALID':
+    case 'LOG_REQUIRED':
       return EXIT_USAGE;
     case 'LOCKED':
       return EXIT_LOCKED;
@@ -407,6 +425,12 @@ export function updateHint(code: string): string | undefined {
       return `a mirror served older metadata than this machine already trusts (a stale mirror, or a replay); ${INTACT}`;
     case 'THRESHOLD':
       return `the metadata is not signed by the keys this machine trusts: is --root this repository's root?; ${INTACT}`;
+    case 'SPLIT_VIEW':
+      return 'the transparency log was shown to this machine with a history that contradicts what it saw before (or another mirror showed): a forked log, which someone may be using to hide a release from everyone else; nothing was installed and the checkpoint held is kept: report it to the repository’s operators';
+    case 'NOT_IN_LOG':
+      return `the metadata is signed but no mirror proves it is in the repository’s public transparency log (a release shipped around the log, or every mirror’s log is stale or damaged); ${INTACT}`;
+    case 'LOG_REQUIRED':
+      return 'the repository’s root declares no transparency log: ask its operators to set one up, or give --no-require-log ("requireLog": false in --config) to accept releases on signatures alone';
     case 'CONFIG_INVALID':
       return "fix the flag or field named (a first run needs the repository's root.json: --root FILE); `cairn update --help` lists them";
     default:
@@ -486,6 +510,25 @@ export function metadataLine(
   from: string,
 ): string {
   return `✔ metadata verified: timestamp v${event.timestampVersion}, targets v${event.targetsVersion} (from ${from})`;
+}
+
+/** A count as people read it: `1 234 567`. */
+export function formatCount(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
+}
+
+/** `✔ log: checkpoint 1 234 (consistent with 1 200), 2 inclusion proofs` */
+export function logLine(log: LogSummary): string {
+  const proofs = plural(log.proofs, 'inclusion proof');
+  if (log.size === undefined) return `✔ log: no checkpoint held yet, ${proofs}`;
+  const size = formatCount(log.size);
+  const before =
+    log.previousSize === undefined
+      ? 'the first this machine holds'
+      : log.previousSize === log.size
+        ? 'unchanged'
+        : `consistent with ${formatCount(log.previousSize)}`;
+  return `✔ log: checkpoint ${size} (${before}), ${proofs}`;
 }
 
 /** One file's outcome: `main.cvd: delta 12.3 KiB instead of 4.1 MiB (saved 99.7%) from lan-1`. */
@@ -646,6 +689,12 @@ export class UpdatePrinter {
           this.#io.stdout(metadataLine(event, this.#labels.label(event.mirror)));
         }
         return;
+      case 'log':
+        if (text) {
+          this.#bar.clear();
+          this.#io.stdout(logLine(event));
+        }
+        return;
       case 'plan':
         for (const item of event.items) {
           if (item.action !== 'current') continue;
@@ -728,13 +777,15 @@ export class UpdatePrinter {
 const UPDATE: Usage = {
   command: 'cairn update',
   synopsis:
-    'cairn update --dir INSTALL_DIR --mirror URL... [--root FILE] [--state STATE_DIR] [--target NAME|GLOB...] [--no-deltas] [--timeout SECONDS] [--min-speed BYTES_PER_SECOND] [--config FILE] [--json | --quiet]',
+    'cairn update --dir INSTALL_DIR --mirror URL... [--root FILE] [--state STATE_DIR] [--target NAME|GLOB...] [--no-deltas] [--no-require-log] [--timeout SECONDS] [--min-speed BYTES_PER_SECOND] [--config FILE] [--json | --quiet]',
   details: [
     'Brings the files in INSTALL_DIR to the newest release the publishers signed, from the',
     'fastest mirror that serves it. Every file is checked against the signed metadata before it',
     'is installed, and installed atomically: a program reading INSTALL_DIR sees the old file or',
     'the new one, never a partial one. Where a delta from the installed file is published, only',
     'the delta is downloaded. The version each update replaces is kept, for `cairn rollback`.',
+    'Root and targets metadata are accepted only with a proof that they are in the repository’s',
+    'public transparency log, consistent with the log this machine saw last time.',
     '',
     '  --dir INSTALL_DIR            where the files go (the program reads them from here)',
     `  --mirror URL                 a mirror's base URL, or NAME=URL; repeat for several, tried`,
@@ -747,18 +798,22 @@ const UPDATE: Usage = {
     '                               ($XDG_STATE_HOME defaults to ~/.local/state)',
     '  --target NAME|GLOB           only these files (`*.cvd`, `daily/**`); repeatable; default all',
     '  --no-deltas                  always download full files',
+    '  --no-require-log             accept metadata without a transparency-log inclusion proof, on',
+    '                               signatures alone (for a repository whose root declares no log)',
     '  --timeout SECONDS            per request, until the answer starts (default 30)',
     '  --min-speed BYTES_PER_SECOND a download slower than this moves to the next mirror',
     '                               (default 8192; 0 turns the check off)',
     '  --config FILE                a JSON file with the same settings: {"dir", "state", "mirrors",',
-    '                               "root", "targets", "deltas", "timeout", "minSpeed"}; flags and',
-    `                               $${MIRRORS_VARIABLE} win over it; relative paths are relative to it`,
+    '                               "root", "targets", "deltas", "timeout", "minSpeed",',
+    `                               "requireLog"}; flags and $${MIRRORS_VARIABLE} win over it; relative`,
+    '                               paths are relative to it',
     '  --json                       print the report as one JSON document instead of text',
     '  -q, --quiet                  print nothing but failures',
     '',
     'Exit status: 0 updated or already up to date; 1 the update failed (each installed file is',
-    'still its previous version or a verified new one); 2 bad usage or configuration; 3 another',
-    'updater is running on this state directory.',
+    'still its previous version or a verified new one; SPLIT_VIEW: the log was forked, NOT_IN_LOG:',
+    'a release is not in the log); 2 bad usage or configuration (LOG_REQUIRED: the repository',
+    'declares no log); 3 another updater is running on this state directory.',
   ],
 };
 
@@ -770,6 +825,7 @@ const UPDATE_OPTIONS = {
   root: { type: 'string' },
   target: { type: 'string', multiple: true },
   'no-deltas': { type: 'boolean' },
+  'no-require-log': { type: 'boolean' },
   timeout: { type: 'string' },
   'min-speed': { type: 'string' },
   json: { type: 'boolean' },

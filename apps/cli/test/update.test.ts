@@ -21,9 +21,10 @@ import { RELEASE_1, RELEASE_2 } from './support/releases.js';
 import { builtBin, runBuilt, type CliResult } from './support/run-cli.js';
 
 const cairn = builtBin('main');
+const LOG_ORIGIN = 'cairn.test/log';
 
 const USAGE_HINT =
-  '  hint: usage: cairn update --dir INSTALL_DIR --mirror URL... [--root FILE] [--state STATE_DIR] [--target NAME|GLOB...] [--no-deltas] [--timeout SECONDS] [--min-speed BYTES_PER_SECOND] [--config FILE] [--json | --quiet]';
+  '  hint: usage: cairn update --dir INSTALL_DIR --mirror URL... [--root FILE] [--state STATE_DIR] [--target NAME|GLOB...] [--no-deltas] [--no-require-log] [--timeout SECONDS] [--min-speed BYTES_PER_SECOND] [--config FILE] [--json | --quiet]';
 const INTACT =
   'every installed file is still its previous version or a fully verified new one, never a partial one';
 
@@ -137,10 +138,12 @@ function update(name: string, args: readonly string[] = []): Promise<CliResult> 
 const fromMirror = () =>
   `from (?:${labels.map((l) => l.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})`;
 
-/** The text output's lines: mirrors table, metadata line, file lines (any order), summary. */
+/** The text output's lines: mirrors table, metadata line, log line, file lines (any order),
+ * summary. */
 function expectText(
   stdout: string,
   version: { timestamp: number; targets: number; probed?: string },
+  log: RegExp,
   fileLines: readonly RegExp[],
   summary: RegExp,
 ): void {
@@ -162,7 +165,8 @@ function expectText(
       `^✔ metadata verified: timestamp v${version.timestamp}, targets v${version.targets} \\(${fromMirror()}\\)$`,
     ),
   );
-  const files = lines.slice(4, -2);
+  expect(lines[4]).toMatch(log);
+  const files = lines.slice(5, -2);
   expect(files).toHaveLength(fileLines.length);
   for (const pattern of fileLines) expect(files.some((line) => pattern.test(line))).toBe(true);
   expect(lines.at(-2)).toMatch(summary);
@@ -170,7 +174,9 @@ function expectText(
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'cairn-update-cli-'));
-  repo = await publishedRepository(join(work, 'origin-store'));
+  // Root v1 declares a transparency log, which the origin appends every publication to and the
+  // mirrors serve under log/: every update below proves what it accepts in it.
+  repo = await publishedRepository(join(work, 'origin-store'), { log: LOG_ORIGIN });
   await repo.publish(RELEASE_1);
   rootFile = join(work, 'root.json');
   await copyFile(join(repo.dir, 'metadata', '1.root.json'), rootFile);
@@ -195,6 +201,7 @@ describe('cairn update', () => {
     expectText(
       result.stdout,
       { timestamp: 1, targets: 1 },
+      /^✔ log: checkpoint \d+ \(the first this machine holds\), 1 inclusion proof$/,
       [
         new RegExp(`^main\\.cvd: full ${kib(main)} ${fromMirror()}$`),
         new RegExp(`^daily/a\\.cld: full 7 B ${fromMirror()}$`),
@@ -203,7 +210,11 @@ describe('cairn update', () => {
     );
     // The state is where --state said, not in the install directory.
     expect((await readdir(stateDir('text'))).sort()).toEqual(
-      expect.arrayContaining(['installed.json', 'metadata']),
+      expect.arrayContaining(['installed.json', 'log-checkpoint', 'metadata']),
+    );
+    // The checkpoint held is the log's, as the mirrors serve it.
+    expect(await readFile(join(stateDir('text'), 'log-checkpoint'), 'utf8')).toBe(
+      await readFile(join(repo.dir, 'log', 'checkpoint'), 'utf8'),
     );
   });
 
@@ -244,6 +255,12 @@ describe('cairn update', () => {
       bytesDownloaded: bytesOf(main) + 7,
       bytesFull: bytesOf(main) + 7,
       unmatched: [],
+      log: {
+        origin: LOG_ORIGIN,
+        size: expect.any(Number) as unknown,
+        proofs: 1,
+        mirror: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/$/) as string,
+      },
       warnings: [],
       stateDir: stateDir('json'),
       mirrors: expect.any(Array) as unknown,
@@ -271,6 +288,7 @@ describe('cairn update', () => {
     expectText(
       result.stdout,
       { timestamp: 1, targets: 1 },
+      /^✔ log: checkpoint \d+ \(unchanged\), 0 inclusion proofs$/,
       [/^main\.cvd: up to date$/, /^daily\/a\.cld: up to date$/],
       /^✔ up to date: 2 files at targets v1$/,
     );
@@ -291,6 +309,17 @@ describe('cairn update', () => {
     expect(report.files.map((f) => f.path)).toEqual(['daily/a.cld']);
     expect(report.stateDir).toBe(stateDir('config'));
     expect(await filesIn(installDir('config'))).toEqual({ 'daily/a.cld': 'daily 1' });
+  });
+
+  it('--no-require-log updates on signatures alone: no log in the report, no checkpoint held', async () => {
+    const result = await update('no-log', ['--no-require-log', '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as UpdateReport;
+    expect(report.log).toBeUndefined();
+    expect(report.targetsVersion).toBe(1);
+    expect(await filesIn(installDir('no-log'))).toEqual(RELEASE_1);
+    expect(await readdir(stateDir('no-log'))).not.toContain('log-checkpoint');
   });
 
   it('keeps its state under $XDG_STATE_HOME/cairn when --state is not given', async () => {
@@ -329,6 +358,7 @@ describe('cairn update', () => {
     expectText(
       result.stdout,
       { timestamp: 2, targets: 2, probed: '1|2' },
+      /^✔ log: checkpoint \d+ \(consistent with \d+\), 1 inclusion proof$/,
       // The tiny file: a delta would not be smaller, so the full file.
       [deltaLine, new RegExp(`^daily/a\\.cld: full 7 B ${fromMirror()}$`)],
       new RegExp(
@@ -571,7 +601,7 @@ describe('cairn update failures', () => {
       code: 2,
       stdout: '',
       stderr: [
-        `✘ CONFIG_INVALID: ${bad}: unknown field "mirror" (fields: dir, state, mirrors, root, targets, deltas, timeout, minSpeed)`,
+        `✘ CONFIG_INVALID: ${bad}: unknown field "mirror" (fields: dir, state, mirrors, root, targets, deltas, timeout, minSpeed, requireLog)`,
         '  hint: fix the field named; `cairn update --help` lists the fields, which are the flags’ names',
         '',
       ].join('\n'),

@@ -24,7 +24,14 @@ export type ClientErrorCode =
   /** Nothing to roll back to. */
   | 'NO_PREVIOUS_VERSION'
   /** The configuration is wrong. */
-  | 'CONFIG_INVALID';
+  | 'CONFIG_INVALID'
+  /** Root or targets metadata that no mirror's transparency log proves to be in the log. */
+  | 'NOT_IN_LOG'
+  /** Two checkpoints signed by the log that cannot both be true (a fork shown to this client):
+   * nothing is installed and the held checkpoint is kept. */
+  | 'SPLIT_VIEW'
+  /** Log inclusion is required, and the trusted root declares no transparency log. */
+  | 'LOG_REQUIRED';
 
 export class ClientError extends Error {
   override readonly name = 'ClientError';

@@ -298,6 +298,9 @@ function configFor(
     stateDir,
     mirrors: mirrors.map((m) => m.url),
     trustedRoot: repo.rootBytes,
+    // These tests are about mirrors, deltas and installs, and TestRepository publishes no
+    // transparency log: inclusion is switched off here, and tested in log-inclusion.test.ts.
+    requireLogInclusion: false,
     ...extra,
   };
 }

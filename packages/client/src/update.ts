@@ -18,7 +18,11 @@
  *     mirror: demoted ('mirror-failed'), no longer asked for metadata in this run, and the
  *     refresh starts over on the others. Fetch failures (NOT_FOUND, FETCH_FAILED, TOO_LARGE)
  *     are not blamed on anyone: MirrorFetcher already tried every mirror for them. Each mirror
- *     is blamed at most once, so there are at most as many retries as mirrors.
+ *     is blamed at most once, so there are at most as many retries as mirrors. With
+ *     `requireLogInclusion` (the default), each new root and targets version must also be proven
+ *     in the transparency log the trusted root declares (log-inclusion.ts) before it is
+ *     persisted: NOT_IN_LOG is blamed like a VerifyError, SPLIT_VIEW and LOG_REQUIRED end the
+ *     run. Once the refresh succeeded, the newest verified checkpoint is held → 'log'.
  *  4. The signed mirror list: when top-level targets list `mirrors.json` (at most
  *     MAX_MIRROR_LIST_BYTES), its verified bytes are kept in the state directory for the next
  *     run, and mirrors it adds join this run's downloads (a second 'mirrors' event, after they
@@ -40,6 +44,7 @@
  *   metadata/            trusted metadata (FsMetadataStore)
  *   mirrors.json         the verified bytes of the last signed mirror list
  *   mirror-ranking.json  MirrorSelector's ranking
+ *   log-checkpoint       the transparency log's checkpoint held since the last update
  *   partial/{sha256}     downloads in progress, named by content
  *
  * Partial downloads live in `partial/`, named by the sha256 of what they will be, so an
@@ -60,8 +65,9 @@
  * mirror list and metadata are not counted.
  *
  * Errors: ClientError (CONFIG_INVALID, LOCKED, NO_MIRROR, VERIFICATION_FAILED for metadata
- * that failed verification for a reason no mirror can be blamed for, INSTALL_FAILED, and the
- * download codes via NO_MIRROR), or a Node file-system error for the local directories.
+ * that failed verification for a reason no mirror can be blamed for, INSTALL_FAILED, the log's
+ * NOT_IN_LOG, SPLIT_VIEW and LOG_REQUIRED, and the download codes via NO_MIRROR), or a Node
+ * file-system error for the local directories.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -69,7 +75,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isVerifyError, type VerifyError } from '@cairn/verify/errors';
 import { ContentVerifier, verifyLengthAndHashes } from '@cairn/verify/hash';
-import type { TargetFile } from '@cairn/verify/metadata';
+import { Metadata, type TargetFile } from '@cairn/verify/metadata';
 import type { Fetcher } from '@cairn/verify/ports';
 import { Updater } from '@cairn/verify/updater';
 import { writeFileAtomic } from './atomic-file.js';
@@ -87,6 +93,7 @@ import { downloadFromMirrors, mirrorPathOfTarget, type DownloadProgress } from '
 import { ClientError } from './errors.js';
 import { FsMetadataStore } from './fs-metadata-store.js';
 import { Installation } from './install.js';
+import { LogInclusion, type LogSummary } from './log-inclusion.js';
 import { METADATA_PATH, MirrorFetcher } from './mirror-fetcher.js';
 import {
   MAX_MIRROR_LIST_BYTES,
@@ -130,6 +137,13 @@ export interface UpdaterConfig {
   readonly probeTimeoutMs?: number | undefined;
   /** Re-probe the mirrors when the remembered ranking is older. Default 1 h. */
   readonly reprobeAfterMs?: number | undefined;
+  /**
+   * Default true: root and targets metadata are accepted only with an inclusion proof in the
+   * transparency log the trusted root declares, against a checkpoint consistent with the one
+   * held from the last update (see log-inclusion.ts). A trusted root that declares no log is
+   * then LOG_REQUIRED; false updates from such repositories, on signatures alone.
+   */
+  readonly requireLogInclusion?: boolean | undefined;
   readonly now?: (() => Date) | undefined;
   readonly userAgent?: string | undefined;
 }
@@ -176,6 +190,7 @@ export type UpdateEvent =
       readonly total: number;
       readonly mirror: string | undefined;
     }
+  | ({ readonly type: 'log' } & LogSummary)
   | { readonly type: 'fallback'; readonly path: string; readonly reason: string }
   | { readonly type: 'mirror-failed'; readonly mirror: string; readonly reason: string }
   | {
@@ -210,6 +225,8 @@ export interface UpdateReport {
   readonly bytesFull: number;
   /** Names or patterns in `config.targets` that matched no target. */
   readonly unmatched: readonly string[];
+  /** The transparency log's part, with requireLogInclusion (absent without). */
+  readonly log?: LogSummary | undefined;
   /** Problems that did not stop the update: a signed mirror list that could not be fetched or
    * used, a mirror ranking that could not be remembered. */
   readonly warnings?: readonly string[] | undefined;
@@ -280,6 +297,12 @@ function checkConfig(config: UpdaterConfig): void {
   if (!Array.isArray(config.mirrors)) throw invalid('mirrors: expected an array');
   if (config.trustedRoot !== undefined && !(config.trustedRoot instanceof Uint8Array)) {
     throw invalid('trustedRoot: expected the bytes of a root.json');
+  }
+  const requireLog: unknown = config.requireLogInclusion;
+  if (requireLog !== undefined && typeof requireLog !== 'boolean') {
+    throw invalid(
+      `requireLogInclusion: expected true or false, received ${JSON.stringify(requireLog)}`,
+    );
   }
   if (config.targets !== undefined) {
     if (!Array.isArray(config.targets)) throw invalid('targets: expected an array');
@@ -521,9 +544,43 @@ async function ensureTrustedRoot(s: Settings, store: FsMetadataStore): Promise<v
 }
 
 /**
+ * The log check of this run. The stored root is checked first: when it declares no log, no
+ * root or targets it vouches for could be proven, so the run stops before fetching anything.
+ */
+async function openLogInclusion(
+  s: Settings,
+  store: FsMetadataStore,
+  mirrors: RunMirrors,
+): Promise<LogInclusion> {
+  const fetchers = new Map<string, MirrorFetcher>();
+  const inclusion = await LogInclusion.open(
+    {
+      stateDir: s.stateDir,
+      mirrors,
+      fetcherFor: (mirror) => {
+        let one = fetchers.get(mirror.url);
+        if (one === undefined) {
+          one = new MirrorFetcher(
+            { ranked: () => Promise.resolve([mirror]), demote: (u, r) => mirrors.demote(u, r) },
+            { timeoutMs: s.config.requestTimeoutMs, userAgent: s.config.userAgent },
+          );
+          fetchers.set(mirror.url, one);
+        }
+        return one;
+      },
+    },
+    (warning) => s.warnings.push(warning),
+  );
+  const stored = await store.load('root');
+  if (stored !== undefined) await inclusion.requireDeclared(Metadata.fromBytes(stored, 'root'));
+  return inclusion;
+}
+
+/**
  * Refreshes the metadata through the mirrors. A VerifyError about bytes a mirror served (not a
- * fetch failure) blames that mirror: it is demoted, never asked for metadata again in this run,
- * and the refresh starts over on the others.
+ * fetch failure), or metadata no mirror's log proves (NOT_IN_LOG), blames that mirror: it is
+ * demoted, never asked for metadata again in this run, and the refresh starts over on the
+ * others. When every mirror was blamed for unlogged metadata, the run fails with NOT_IN_LOG.
  */
 async function refreshMetadata(
   updater: Updater,
@@ -531,16 +588,24 @@ async function refreshMetadata(
   fetcher: MirrorFetcher,
   metadataMirrors: MetadataMirrors,
 ): Promise<void> {
-  const bad: { mirror: string; error: VerifyError }[] = [];
+  const bad: { mirror: string; error: VerifyError | ClientError }[] = [];
   for (;;) {
     tracking.reset();
     try {
       await updater.refresh();
       return;
     } catch (e) {
-      if (!isVerifyError(e)) throw e;
-      if (FETCH_CODES.has(e.code)) {
+      const blamable = isVerifyError(e) || (e instanceof ClientError && e.code === 'NOT_IN_LOG');
+      if (!blamable) throw e;
+      if (isVerifyError(e) && FETCH_CODES.has(e.code)) {
         const blamed = bad.map((b) => `${b.mirror} (${explain(b.error)})`).join('; ');
+        if (bad.length > 0 && bad.every((b) => b.error instanceof ClientError)) {
+          throw new ClientError(
+            'NOT_IN_LOG',
+            `no mirror served metadata that is in the transparency log: ${blamed}`,
+            { cause: bad.at(-1)?.error },
+          );
+        }
         throw new ClientError(
           'NO_MIRROR',
           bad.length === 0
@@ -552,6 +617,7 @@ async function refreshMetadata(
       const last = tracking.last;
       const mirror = last?.ok === true ? fetcher.reportBadData(last.path, explain(e)) : undefined;
       if (mirror === undefined) {
+        if (e instanceof ClientError) throw e;
         // Not about bytes a mirror just served (the local root, a freeze after the root chain).
         throw new ClientError('VERIFICATION_FAILED', `metadata: ${explain(e)}`, { cause: e });
       }
@@ -863,20 +929,47 @@ async function runUpdate(
     userAgent: config.userAgent,
   });
   const tracking = new TrackingFetcher(fetcher);
+  const inclusion =
+    config.requireLogInclusion === false ? undefined : await openLogInclusion(s, store, mirrors);
   const updater = new Updater({
     metadataBaseUrl: METADATA_PATH,
     fetcher: tracking,
     store,
     hash: nodeHashPort,
     now: config.now,
+    beforeAccept:
+      inclusion === undefined
+        ? undefined
+        : (accepted) => {
+            // The file the Updater just fetched: its mirror's log is asked first.
+            const path = tracking.last?.path;
+            return inclusion.prove(
+              accepted,
+              path === undefined ? undefined : fetcher.servedBy(path),
+            );
+          },
   });
   await refreshMetadata(updater, tracking, fetcher, metadataMirrors);
   const trusted = updater.trusted;
   const timestamp = trusted?.timestamp;
   const snapshot = trusted?.snapshot;
   const targetsMetadata = trusted?.targets;
-  if (timestamp === undefined || snapshot === undefined || targetsMetadata === undefined) {
+  if (
+    trusted === undefined ||
+    timestamp === undefined ||
+    snapshot === undefined ||
+    targetsMetadata === undefined
+  ) {
     throw new ClientError('VERIFICATION_FAILED', 'the metadata refresh did not complete');
+  }
+  let log: LogSummary | undefined;
+  if (inclusion !== undefined) {
+    // Nothing new may have been fetched (no proof made): the final root must still declare a
+    // log, and the log is still checked for a fork against the held checkpoint.
+    await inclusion.requireDeclared(trusted.root);
+    await inclusion.check(trusted.root);
+    await inclusion.persist(trusted.root);
+    log = inclusion.summary(trusted.root);
   }
   emit({
     type: 'metadata',
@@ -885,6 +978,7 @@ async function runUpdate(
     targetsVersion: targetsMetadata.signed.version,
     mirror: fetcher.servedBy(`${METADATA_PATH}timestamp.json`),
   });
+  if (log !== undefined) emit({ type: 'log', ...log });
 
   const partialDir = join(stateDir, PARTIAL_DIRECTORY);
   await mkdir(partialDir, { recursive: true });
@@ -950,6 +1044,7 @@ async function runUpdate(
     bytesDownloaded: files.reduce((sum, f) => sum + f.bytesDownloaded, 0),
     bytesFull: files.reduce((sum, f) => sum + (f.action === 'current' ? 0 : f.length), 0),
     unmatched: plan.unmatched,
+    ...(log === undefined ? {} : { log }),
     warnings: s.warnings,
   };
 }

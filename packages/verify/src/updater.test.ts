@@ -13,7 +13,7 @@ import {
   T0,
   TARGETS_BASE,
 } from './testing/memory-repository.js';
-import { Updater, type UpdaterOptions } from './updater.js';
+import { Updater, type AcceptedMetadata, type UpdaterOptions } from './updater.js';
 
 let repo: MemoryRepository;
 let store: MemoryStore;
@@ -128,6 +128,95 @@ describe('refresh (in-memory fetcher)', () => {
   test('without a trusted root the updater refuses to start', async () => {
     store.files.clear();
     await expect(updater().refresh()).rejects.toMatchObject({ code: 'INVALID_STATE' });
+  });
+});
+
+describe('beforeAccept: a further check before anything fetched is persisted', () => {
+  /** Records each call as `role vN (trusted root vM)`; checks the bytes are not persisted yet. */
+  function recorder(calls: string[], fail?: (a: AcceptedMetadata) => boolean) {
+    return (a: AcceptedMetadata): Promise<void> => {
+      calls.push(`${a.role} v${a.version} (trusted root v${a.trustedRoot.signed.version})`);
+      expect(store.files.get(a.role)).not.toEqual(a.bytes);
+      expect(a.metadata.signed.version).toBe(a.version);
+      expect(a.bytes).toEqual(repo.fetcher.files.get(`${BASE}${a.version}.${a.role}.json`));
+      return fail?.(a) === true
+        ? Promise.reject(new Error(`${a.role} refused`))
+        : Promise.resolve();
+    };
+  }
+
+  test('sees each root step, then targets, then delegated roles as fetched; never timestamp or snapshot', async () => {
+    await repo.publishRoot();
+    repo.signers.set('root', [await Ed25519Signer.generate()]);
+    await repo.publishRoot();
+    await repo.delegate('targets', 'a');
+    repo.addTarget('file.txt', 'from a', 'a');
+    await repo.publish();
+    const calls: string[] = [];
+    const u = updater({ beforeAccept: recorder(calls) });
+    expect((await u.getTargetInfo('file.txt'))?.length).toBe(6);
+    expect(calls).toEqual([
+      'root v2 (trusted root v1)',
+      'root v3 (trusted root v2)',
+      'targets v2 (trusted root v3)',
+      'a v1 (trusted root v3)',
+    ]);
+  });
+
+  test('local copies already trusted are not passed again', async () => {
+    await updater().refresh();
+    const calls: string[] = [];
+    await updater({ beforeAccept: recorder(calls) }).refresh();
+    expect(calls).toEqual([]);
+  });
+
+  test('a refused root version is not persisted, and nothing after it is fetched', async () => {
+    await repo.publishRoot();
+    await repo.publishRoot();
+    const calls: string[] = [];
+    const u = updater({ beforeAccept: recorder(calls, (a) => a.role === 'root') });
+    await expect(u.refresh()).rejects.toThrow('root refused');
+    expect(calls).toEqual(['root v2 (trusted root v1)']);
+    expect([...store.files.keys()]).toEqual(['root']);
+    expect(store.files.get('root')).toEqual(repo.rootBytes(1));
+    expect(requested()).toEqual(['2.root.json']);
+  });
+
+  test('refused targets are not persisted, nor the timestamp and snapshot that led to them', async () => {
+    const calls: string[] = [];
+    const u = updater({ beforeAccept: recorder(calls, (a) => a.role === 'targets') });
+    await expect(u.refresh()).rejects.toThrow('targets refused');
+    expect(u.trusted).toBeUndefined();
+    expect(calls).toEqual(['targets v1 (trusted root v1)']);
+    // A refused release leaves no trace: a mirror serving one cannot pin the client to its
+    // timestamp and snapshot versions.
+    expect([...store.files.keys()].sort()).toEqual(['root']);
+    // The next refresh fetches the targets again and passes them to the check again.
+    calls.length = 0;
+    await updater({ beforeAccept: recorder(calls) }).refresh();
+    expect(calls).toEqual(['targets v1 (trusted root v1)']);
+    expect(store.files.has('targets')).toBe(true);
+  });
+
+  test('a refused delegated role is not persisted, and the search fails with its error', async () => {
+    await repo.delegate('targets', 'a');
+    repo.addTarget('file.txt', 'from a', 'a');
+    await repo.publish();
+    let refuse = true;
+    const calls: string[] = [];
+    const u = updater({ beforeAccept: recorder(calls, (a) => refuse && a.role === 'a') });
+    await expect(u.getTargetInfo('file.txt')).rejects.toThrow('a refused');
+    expect(store.files.has('a')).toBe(false);
+    expect(store.files.has('targets')).toBe(true);
+    // What was refused is not trusted from memory either: the next search starts again.
+    expect(u.trusted).toBeUndefined();
+    refuse = false;
+    expect((await u.getTargetInfo('file.txt'))?.length).toBe(6);
+    expect(calls).toEqual([
+      'targets v2 (trusted root v1)',
+      'a v1 (trusted root v1)',
+      'a v1 (trusted root v1)',
+    ]);
   });
 });
 

@@ -7,10 +7,23 @@ import { quotePathSegment } from './encoding.js';
 import { VerifyError, isVerifyError } from './errors.js';
 import { verifyLengthAndHashes, type HashPort } from './hash.js';
 import { DEFAULT_LIMITS, type UpdaterLimits } from './limits.js';
-import type { Metadata, TargetFile, Targets } from './metadata.js';
+import type { Metadata, Root, TargetFile, Targets } from './metadata.js';
 import { checkTargetPath } from './names.js';
 import type { Fetcher, MetadataStore } from './ports.js';
 import { TrustedMetadataSet } from './trusted-metadata-set.js';
+
+/** Metadata that passed every check of the workflow and is about to be persisted. */
+export interface AcceptedMetadata {
+  /** `root`, `targets` or a delegated targets role's name. */
+  readonly role: string;
+  readonly version: number;
+  /** The exact bytes fetched, as they will be persisted. */
+  readonly bytes: Uint8Array;
+  readonly metadata: Metadata;
+  /** The root trusted when these bytes were checked: for a new root version, the one before it
+   * (which vouched for it); for targets, the final root of this refresh. */
+  readonly trustedRoot: Metadata<Root>;
+}
 
 export interface UpdaterOptions {
   /** Base URL of the metadata, ending in `/`. */
@@ -25,6 +38,16 @@ export interface UpdaterOptions {
   readonly prefixTargetsWithHash?: boolean | undefined;
   /** The clock; read once per refresh, as the fixed update start time (5.1). */
   readonly now?: (() => Date) | undefined;
+  /**
+   * A further check of every root version (each rotation step) and every targets or delegated
+   * targets metadata fetched from the network, after all of the workflow's checks and before it
+   * is persisted: if it rejects, the error propagates and the file is not persisted (a
+   * transparency log's inclusion proof, say). Local copies already trusted are not passed again.
+   * With a hook, a new timestamp and snapshot are persisted only once the top-level targets they
+   * lead to is accepted: a refused release leaves no trace in the trusted state, so a mirror
+   * serving one (signed with stolen online keys, say) cannot pin the client to its versions.
+   */
+  readonly beforeAccept?: ((accepted: AcceptedMetadata) => Promise<void>) | undefined;
 }
 
 function withSlash(url: string): string {
@@ -64,9 +87,15 @@ export class Updater {
     const trusted = await TrustedMetadataSet.create(rootBytes, referenceTime, hash);
     this.#trusted = trusted;
     await this.#loadRoot(trusted);
-    await this.#loadTimestamp(trusted);
-    await this.#loadSnapshot(trusted);
+    const deferred: [string, Uint8Array][] = [];
+    const persist = async (role: string, bytes: Uint8Array): Promise<void> => {
+      if (this.#options.beforeAccept === undefined) await store.persist(role, bytes);
+      else deferred.push([role, bytes]);
+    };
+    await this.#loadTimestamp(trusted, persist);
+    await this.#loadSnapshot(trusted, persist);
     await this.#loadTargets(trusted, 'targets', 'root');
+    for (const [role, bytes] of deferred) await store.persist(role, bytes);
   }
 
   async #loadRoot(trusted: TrustedMetadataSet): Promise<void> {
@@ -83,7 +112,15 @@ export class Updater {
         if (isVerifyError(e, 'NOT_FOUND')) break;
         throw e;
       }
-      await trusted.updateRoot(bytes);
+      const before = trusted.root;
+      const next = await trusted.updateRoot(bytes);
+      await this.#beforeAccept({
+        role: 'root',
+        version: next.signed.version,
+        bytes,
+        metadata: next,
+        trustedRoot: before,
+      });
       // 5.3.8 persist each accepted root before fetching the next.
       await this.#options.store.persist('root', bytes);
     }
@@ -93,6 +130,19 @@ export class Updater {
     // final root before they serve as rollback references, so copies signed only by rotated-out
     // keys are ignored and replaced, as python-tuf does. Copies that still verify are kept,
     // rather than deleted, and go on protecting against rollback.
+  }
+
+  /** The caller's further check. The set already holds what it refuses, so a refusal drops the
+   * set: nothing refused is ever trusted, and the next call starts again from the store. */
+  async #beforeAccept(accepted: AcceptedMetadata): Promise<void> {
+    const check = this.#options.beforeAccept;
+    if (check === undefined) return;
+    try {
+      await check(accepted);
+    } catch (e) {
+      this.#trusted = undefined;
+      throw e;
+    }
   }
 
   /** Loads a local copy as a rollback reference; a copy that fails checks is only skipped. */
@@ -110,7 +160,10 @@ export class Updater {
     }
   }
 
-  async #loadTimestamp(trusted: TrustedMetadataSet): Promise<void> {
+  async #loadTimestamp(
+    trusted: TrustedMetadataSet,
+    persist: (role: string, bytes: Uint8Array) => Promise<void>,
+  ): Promise<void> {
     await this.#tryLocal('timestamp', (b) => trusted.updateTimestamp(b));
     // 5.4.1 the timestamp's size is unknown: cap it.
     const bytes = await this.#options.fetcher.fetch(
@@ -120,11 +173,14 @@ export class Updater {
     // 5.4.2 to 5.4.4; an equal version keeps the trusted copy.
     if (await trusted.updateTimestamp(bytes)) {
       // 5.4.5 persist.
-      await this.#options.store.persist('timestamp', bytes);
+      await persist('timestamp', bytes);
     }
   }
 
-  async #loadSnapshot(trusted: TrustedMetadataSet): Promise<void> {
+  async #loadSnapshot(
+    trusted: TrustedMetadataSet,
+    persist: (role: string, bytes: Uint8Array) => Promise<void>,
+  ): Promise<void> {
     // A local snapshot that still matches the timestamp needs no download.
     if ((await this.#tryLocal('snapshot', (b) => trusted.updateSnapshot(b, true))) !== undefined)
       return;
@@ -142,7 +198,7 @@ export class Updater {
     );
     await trusted.updateSnapshot(bytes);
     // 5.5.7 persist.
-    await this.#options.store.persist('snapshot', bytes);
+    await persist('snapshot', bytes);
   }
 
   async #loadTargets(
@@ -171,6 +227,13 @@ export class Updater {
       meta.length ?? this.#limits.targetsMaxLength,
     );
     const accepted = await trusted.updateDelegatedTargets(bytes, roleName, delegatorName);
+    await this.#beforeAccept({
+      role: roleName,
+      version: accepted.signed.version,
+      bytes,
+      metadata: accepted,
+      trustedRoot: trusted.root,
+    });
     // 5.6.6 persist.
     await this.#options.store.persist(roleName, bytes);
     return accepted;

@@ -26,11 +26,15 @@ export interface PublishedRepository {
 
 const ref = (s: Ed25519Signer) => ({ keyid: s.keyid, key: s.publicKey });
 
-export async function publishedRepository(dir: string): Promise<PublishedRepository> {
-  const [root, publisher, snapshot, timestamp] = await Promise.all(
-    [0, 1, 2, 3].map(() => Ed25519Signer.generate()),
+/** With `log`, root v1 declares a transparency log named `log` and the origin appends to it. */
+export async function publishedRepository(
+  dir: string,
+  options: { readonly log?: string | undefined } = {},
+): Promise<PublishedRepository> {
+  const [root, publisher, snapshot, timestamp, logKey] = await Promise.all(
+    [0, 1, 2, 3, 4].map(() => Ed25519Signer.generate()),
   );
-  if (!root || !publisher || !snapshot || !timestamp) throw new Error('no keys');
+  if (!root || !publisher || !snapshot || !timestamp || !logKey) throw new Error('no keys');
   const store = openStore({ type: 'fs', directory: dir });
   await initRepository(store, {
     rootSigners: [root],
@@ -41,6 +45,7 @@ export async function publishedRepository(dir: string): Promise<PublishedReposit
     timestampKey: ref(timestamp),
     rootExpiry: DEFAULT_POLICY.expiry.root,
     now: new Date(),
+    log: options.log === undefined ? undefined : { name: options.log, key: logKey },
   });
   const service = new OriginService({
     store,
@@ -48,6 +53,7 @@ export async function publishedRepository(dir: string): Promise<PublishedReposit
     policy: DEFAULT_POLICY,
     authWindowMs: 300_000,
     logger: createLogger({ write: () => undefined }),
+    logKey: options.log === undefined ? undefined : logKey,
   });
   const origin: RunningOrigin = await serveOrigin(service, { host: '127.0.0.1', port: 0 });
   const client = new PublisherClient(origin.url, publisher);
