@@ -1,7 +1,8 @@
 /**
  * The `cairn` command: a table of subcommands and a dispatcher. Adding a command is one
  * entry in COMMANDS. Exit status: 0 success, 1 the command failed, 2 bad usage; `update` and
- * `rollback` also exit 3 when another updater holds the lock.
+ * `rollback` also exit 3 when another updater holds the lock; `monitor` exits 1 on a critical
+ * alert and 4 on warnings only.
  *
  * The origin and mirror commands load their modules when they run: the origin's and the edge's
  * code (and the S3 SDK behind their storage) would otherwise slow down every `cairn` invocation.
@@ -109,6 +110,14 @@ export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   rollback: {
     summary: 'put back the files the last update replaced',
     run: async (args, io) => (await update()).runRollback(args, io),
+  },
+  monitor: {
+    summary: 'follow the transparency log and every mirror; alert on forks, unlogged releases',
+    run: async (args, io) => (await import('./monitor-command.js')).runMonitor(args, io),
+  },
+  audit: {
+    summary: 'write the evidence of a time window for auditors: HTML, Markdown and JSON',
+    run: async (args, io) => (await import('./audit-command.js')).runAudit(args, io),
   },
   help: {
     summary: 'show this help',

@@ -39,6 +39,9 @@ const CODED_ERRORS: ReadonlySet<string> = new Set([
   'DeltaError',
   'ClientError',
   'EdgeError',
+  'TlogError',
+  'AuditError',
+  'WebhookError',
 ]);
 
 function hasOwnCode(error: unknown): error is Error & { code: string } {

@@ -210,9 +210,15 @@ async function prepareDir(paths: DemoPaths): Promise<'new' | 'reuse'> {
 // ---------------------------------------------------------------------------------------------
 // Keys and the repository
 
-const ROLE_KEYS = ['root-1', 'root-2', 'alice', 'bob', 'snapshot', 'timestamp'] as const;
+const ROLE_KEYS = ['root-1', 'root-2', 'alice', 'bob', 'snapshot', 'timestamp', 'log'] as const;
 type KeyName = (typeof ROLE_KEYS)[number];
-type DemoKeys = Readonly<Record<KeyName, Ed25519Signer>>;
+/** `log` is absent in a directory made before the demo had a transparency log. */
+type DemoKeys = Readonly<Record<Exclude<KeyName, 'log'>, Ed25519Signer>> & {
+  readonly log?: Ed25519Signer | undefined;
+};
+
+/** The transparency log's name: the checkpoints' origin line. */
+const DEMO_LOG_NAME = 'demo.cairn.invalid/log';
 
 const KEYS_NOTE = `Demo keys made by \`cairn demo\`. Their passphrase is "${DEMO_PASSPHRASE}", printed for anyone to
 read: they protect nothing. Never sign real data with them.
@@ -236,7 +242,9 @@ async function createKeys(paths: DemoPaths): Promise<DemoKeys> {
 async function readKeys(paths: DemoPaths): Promise<DemoKeys> {
   const keys = {} as Record<KeyName, Ed25519Signer>;
   for (const name of ROLE_KEYS) {
-    keys[name] = await readKeyFile(join(paths.keys, `${name}.key`), DEMO_PASSPHRASE);
+    const file = join(paths.keys, `${name}.key`);
+    if (name === 'log' && !(await exists(file))) continue;
+    keys[name] = await readKeyFile(file, DEMO_PASSPHRASE);
   }
   return keys;
 }
@@ -245,7 +253,8 @@ async function readKeys(paths: DemoPaths): Promise<DemoKeys> {
 const ORIGIN_CONFIG = {
   listen: { host: '127.0.0.1', port: PREFERRED_PORTS.origin },
   storage: { type: 'fs', directory: 'repository' },
-  keys: { snapshot: 'keys/snapshot.key', timestamp: 'keys/timestamp.key' },
+  keys: { snapshot: 'keys/snapshot.key', timestamp: 'keys/timestamp.key', log: 'keys/log.key' },
+  log: { name: DEMO_LOG_NAME },
 };
 
 async function originConfig(paths: DemoPaths): Promise<OriginConfig> {
@@ -458,6 +467,11 @@ function narrateUpdate(io: CliIo, label: (mirror: string | undefined) => string)
           io.stdout(`   ${item.path.padEnd(10)} ${what}`);
         }
         break;
+      case 'log':
+        io.stdout(
+          `   ✔ in the transparency log ${event.origin}: ${event.proofs} inclusion proof(s) verified against its checkpoint of ${event.size ?? 0} entries${event.previousSize === undefined ? '' : `, which extends the one of ${event.previousSize} held before`}`,
+        );
+        break;
       case 'fallback':
         io.stdout(
           `   ! ${event.path}: the delta did not work (${event.reason}); full file instead`,
@@ -584,6 +598,9 @@ async function copyCurrentRelease(
   ]) {
     await copyFile(join(from, name), join(to, 'metadata', name));
   }
+  // The real transparency log too: what a mirror copying the repository serves.
+  const log = join(paths.repository, 'log');
+  if (await exists(log)) await cp(log, join(to, 'log'), { recursive: true });
   return { targets, snapshotVersion, timestampVersion: timestamp.signed.version };
 }
 
@@ -883,12 +900,17 @@ export async function runDemo(args: readonly string[], io: CliIo): Promise<numbe
     await initRepository(openStore(config.storage), {
       rootSigners: [keys['root-1'], keys['root-2']],
       rootThreshold: config.policy.thresholds.root,
-      publishers: [keys.alice, keys.bob].map((k) => ({ keyid: k.keyid, key: k.publicKey })),
+      publishers: (['alice', 'bob'] as const).map((name) => ({
+        keyid: keys[name].keyid,
+        key: keys[name].publicKey,
+        name,
+      })),
       targetsThreshold: config.policy.thresholds.targets,
       snapshotKey: { keyid: keys.snapshot.keyid, key: keys.snapshot.publicKey },
       timestampKey: { keyid: keys.timestamp.keyid, key: keys.timestamp.publicKey },
       rootExpiry: config.policy.expiry.root,
       now: new Date(),
+      log: keys.log === undefined ? undefined : { name: DEMO_LOG_NAME, key: keys.log },
     });
     io.stdout(
       `   new: root v1 in ${paths.repository}, signed by 2 root keys (a new root needs both)`,
@@ -904,6 +926,11 @@ export async function runDemo(args: readonly string[], io: CliIo): Promise<numbe
   io.stdout(
     `   the origin's online keys sign snapshot (${short(keys.snapshot)}) and timestamp (${short(keys.timestamp)})`,
   );
+  if (keys.log !== undefined) {
+    io.stdout(
+      `   every version it publishes goes first to the transparency log ${DEMO_LOG_NAME} (key ${short(keys.log)}, declared in root v1), served by every mirror under log/`,
+    );
+  }
   io.stdout(
     `   these are demo keys in ${paths.keys}, under the passphrase "${DEMO_PASSPHRASE}": never use them for real data`,
   );

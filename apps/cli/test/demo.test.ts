@@ -135,6 +135,7 @@ describe('cairn demo', () => {
       `Cairn demo: the whole network on this machine, kept in ${dir}`,
       '1. The repository',
       `   new: root v1 in ${join(dir, 'repository')}, signed by 2 root keys (a new root needs both)`,
+      /^ {3}every version it publishes goes first to the transparency log demo\.cairn\.invalid\/log \(key [0-9a-f]{12}, declared in root v1\), served by every mirror under log\/$/,
       `   these are demo keys in ${join(dir, 'keys')}, under the passphrase "demo": never use them for real data`,
       '2. The network, on 127.0.0.1',
       /^ {3}origin {5}http:\/\/127\.0\.0\.1:\d+ {3}publishers push and sign here/,
@@ -192,10 +193,13 @@ describe('cairn demo', () => {
       'root.json',
       'timestamp.json',
     ]);
+    // Every version published is in the transparency log: root 1, and targets and snapshot 1 and 2.
+    const checkpoint = await readFile(join(dir, 'repository', 'log', 'checkpoint'), 'utf8');
+    expect(checkpoint.split('\n').slice(0, 2)).toEqual(['demo.cairn.invalid/log', '5']);
     expect((await readdir(join(dir, 'keys'))).sort()).toEqual(
       [
         'README.txt',
-        ...['alice', 'bob', 'root-1', 'root-2', 'snapshot', 'timestamp'].flatMap((k) => [
+        ...['alice', 'bob', 'log', 'root-1', 'root-2', 'snapshot', 'timestamp'].flatMap((k) => [
           `${k}.key`,
           `${k}.key.pub`,
         ]),
