@@ -141,6 +141,8 @@ async function main(port: NonNullable<typeof parentPort>): Promise<void> {
   const publishers = await Promise.all(secrets.publishers.map(signer));
   const snapshot = await signer(secrets.snapshot);
   const timestamp = await signer(secrets.timestamp);
+  // Publications append to the transparency log as real origins do.
+  const log = await Ed25519Signer.generate();
   const ref = (s: Ed25519Signer) => ({ keyid: s.keyid, key: s.publicKey });
 
   const bucket = uniqueBucketName('bench-origin');
@@ -168,10 +170,12 @@ async function main(port: NonNullable<typeof parentPort>): Promise<void> {
     timestampKey: ref(timestamp),
     rootExpiry: policy.expiry.root,
     now: new Date(),
+    log: { name: 'bench.cairn.invalid/log', key: log },
   });
   const service = new OriginService({
     store,
     online: { snapshot: [snapshot], timestamp: [timestamp] },
+    logKey: log,
     policy,
     authWindowMs: 300_000,
     logger: createLogger({ write: () => undefined }),

@@ -260,13 +260,18 @@ export function deltaRequestPrefix(path: string): string {
   return `/${['targets', '_delta', ...path.split('/')].map(encodeURIComponent).join('/')}/`;
 }
 
-interface OriginKeys {
+export interface OriginKeys {
   readonly root: readonly Signer[];
   readonly alice: Signer;
   readonly bob: Signer;
   readonly snapshot: Signer;
   readonly timestamp: Signer;
+  /** Signs the transparency log's checkpoints; root version 1 declares it. */
+  readonly log: Ed25519Signer;
 }
+
+/** The checkpoint origin line of the network's log. */
+export const NETWORK_LOG_NAME = 'update-network.test/log';
 
 export class UpdateNetwork {
   readonly minio: MinioConnection;
@@ -344,17 +349,22 @@ export class UpdateNetwork {
       bob: await g(),
       snapshot: await g(),
       timestamp: await g(),
+      log: await g(),
     };
     const ref = (s: Signer) => ({ keyid: s.keyid, key: s.publicKey });
     await initRepository(originStore, {
       rootSigners: keys.root,
       rootThreshold: 2,
-      publishers: [ref(keys.alice), ref(keys.bob)],
+      publishers: [
+        { ...ref(keys.alice), name: 'alice' },
+        { ...ref(keys.bob), name: 'bob' },
+      ],
       targetsThreshold: 2,
       snapshotKey: ref(keys.snapshot),
       timestampKey: ref(keys.timestamp),
       rootExpiry: 365 * DAY,
       now: new Date(),
+      log: { name: NETWORK_LOG_NAME, key: keys.log },
     });
     const trustedRoot = await readObject(originStore, 'metadata/1.root.json');
     const maxFileBytes = options.deltaMaxFileBytes ?? 256 * 2 ** 20;
@@ -436,11 +446,20 @@ export class UpdateNetwork {
     const service = new OriginService({
       store,
       online: { snapshot: [keys.snapshot], timestamp: [keys.timestamp] },
+      logKey: keys.log,
       policy,
       authWindowMs: 300_000,
       logger: createLogger({ write: () => undefined }),
     });
     return serveOrigin(service, { host: '127.0.0.1', port: 0 });
+  }
+
+  /**
+   * The network's signing keys, for attack tests: a thief with the publishers' and the online
+   * keys (everything but the root keys), and the log key for a fork.
+   */
+  get keys(): OriginKeys {
+    return this.#keys;
   }
 
   mirror(name: MirrorName): NetworkMirror {
