@@ -18,11 +18,11 @@
  */
 import type { Checkpoint, CheckpointPolicy } from '@cairn/tlog/checkpoint';
 import { MAX_ENTRY_BYTES } from '@cairn/tlog/entry';
-import { TlogError } from '@cairn/tlog/errors';
+import { isTlogError, TlogError } from '@cairn/tlog/errors';
 import { HASH_SIZE, TILE_WIDTH } from '@cairn/tlog/limits';
 import { checkpointPolicy, logConfigFromRoot } from '@cairn/tlog/log-config';
 import type { LogFetch, LogReader } from '@cairn/tlog/log-reader';
-import { leafHash, nodeHash } from '@cairn/tlog/merkle';
+import { leafHash, perfectSubtreeRoot } from '@cairn/tlog/merkle';
 import {
   entriesPath,
   parseEntryBundle,
@@ -301,16 +301,32 @@ function keep(tile: LogTile): boolean {
 }
 
 /** The root of the complete subtree a full tile's 256 hashes make. */
-async function subtreeOf(tile: Uint8Array): Promise<Uint8Array> {
-  let layer: Uint8Array[] = [];
+function subtreeOf(tile: Uint8Array): Promise<Uint8Array> {
+  const hashes: Uint8Array[] = [];
   for (let k = 0; k < TILE_WIDTH; k++)
-    layer.push(tile.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
-  while (layer.length > 1) {
-    const next: Uint8Array[] = [];
-    for (let k = 0; k < layer.length; k += 2) {
-      next.push(await nodeHash(layer[k] as Uint8Array, layer[k + 1] as Uint8Array));
-    }
-    layer = next;
+    hashes.push(tile.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE));
+  return perfectSubtreeRoot(hashes);
+}
+
+/**
+ * A TlogError about upstream's log as the mirror reports it: SPLIT_VIEW for a fork or a
+ * shrinking log, UPSTREAM_INVALID for anything else that does not verify; undefined for
+ * other errors.
+ */
+export function logRefusal(error: unknown): EdgeError | undefined {
+  if (isTlogError(error, 'SPLIT_VIEW')) {
+    return new EdgeError(
+      'SPLIT_VIEW',
+      `upstream's log does not extend the one this mirror holds (${error.message}): refusing it; nothing was copied`,
+      { cause: error },
+    );
   }
-  return layer[0] as Uint8Array;
+  if (isTlogError(error)) {
+    return new EdgeError(
+      'UPSTREAM_INVALID',
+      `upstream's log does not verify: ${error.code}: ${error.message}`,
+      { cause: error },
+    );
+  }
+  return undefined;
 }

@@ -35,7 +35,6 @@
 import type { BlobStore, ByteRange, ObjectInfo } from '@cairn/storage/blob-store';
 import { isStorageError } from '@cairn/storage/errors';
 import { openCheckpoint, type Checkpoint } from '@cairn/tlog/checkpoint';
-import { isTlogError } from '@cairn/tlog/errors';
 import { MAX_NOTE_BYTES } from '@cairn/tlog/limits';
 import { LogReader } from '@cairn/tlog/log-reader';
 import { bytesEqual } from '@cairn/verify/encoding';
@@ -50,6 +49,7 @@ import {
   checkExtends,
   fetchOnce,
   logPolicyOf,
+  logRefusal,
   tileCap,
   type TileSources,
 } from './log.js';
@@ -94,20 +94,8 @@ function refusal(error: unknown): EdgeError | undefined {
   if (isEdgeError(error, 'VERIFICATION_FAILED')) {
     return new EdgeError('UPSTREAM_INVALID', error.message, { cause: error });
   }
-  if (isTlogError(error, 'SPLIT_VIEW')) {
-    return new EdgeError(
-      'SPLIT_VIEW',
-      `upstream's log does not extend the one this mirror holds: ${error.message}`,
-      { cause: error },
-    );
-  }
-  if (isTlogError(error)) {
-    return new EdgeError(
-      'UPSTREAM_INVALID',
-      `upstream's log does not verify: ${error.code}: ${error.message}`,
-      { cause: error },
-    );
-  }
+  const log = logRefusal(error);
+  if (log !== undefined) return log;
   return isEdgeError(error, 'UPSTREAM_INVALID') || isEdgeError(error, 'SPLIT_VIEW')
     ? error
     : undefined;
@@ -211,23 +199,8 @@ export class PullThroughSource implements ObjectSource {
     try {
       release = await this.#repository.refresh();
     } catch (error) {
-      if (isEdgeError(error, 'UPSTREAM_UNAVAILABLE')) {
-        if (this.#unavailable === undefined) {
-          this.#log({
-            level: 'warn',
-            event: 'upstream-unavailable',
-            message: `serving what this mirror holds: ${error.message}`,
-          });
-        }
-        this.#unavailable = error;
-        this.#checkedAt = at;
-        return;
-      }
-      const refused = refusal(error);
-      if (refused === undefined) throw error;
-      this.#log({ level: 'error', event: 'upstream-refused', message: refused.message });
-      this.#failure = { error: refused, at };
-      throw refused;
+      this.#refreshFailed(error, at);
+      return;
     }
     this.#failure = undefined;
     this.#release = release;
@@ -235,24 +208,10 @@ export class PullThroughSource implements ObjectSource {
       // Before timestamp.json: a client that sees the new release here finds its log entries.
       await this.#pullCheckpoint(release);
     } catch (error) {
-      if (isEdgeError(error, 'UPSTREAM_UNAVAILABLE')) {
-        // As if upstream had not answered at all: the new release waits for its log.
-        if (this.#unavailable === undefined) {
-          this.#log({
-            level: 'warn',
-            event: 'upstream-unavailable',
-            message: `serving what this mirror holds: ${error.message}`,
-          });
-        }
-        this.#unavailable = error;
-        this.#checkedAt = at;
-        return;
-      }
-      const refused = refusal(error);
-      if (refused === undefined) throw error;
-      this.#log({ level: 'error', event: 'upstream-refused', message: refused.message });
-      this.#failure = { error: refused, at };
-      throw refused;
+      // Upstream unavailable here is as if it had not answered at all: the new release waits
+      // for its log.
+      this.#refreshFailed(error, at);
+      return;
     }
     this.#unavailable = undefined;
     const version = release.timestamp.metadata.signed.version;
@@ -315,6 +274,30 @@ export class PullThroughSource implements ObjectSource {
    * tiles proven against upstream's checkpoint), then it is written compare-and-swap. Rejects
    * with a TlogError (SPLIT_VIEW for a fork) or an EdgeError; writes nothing then.
    */
+  /**
+   * Upstream unavailable: remembered, and the mirror goes on serving what it holds (returns).
+   * Anything upstream served that does not verify: logged, remembered and thrown, coded.
+   */
+  #refreshFailed(error: unknown, at: number): void {
+    if (isEdgeError(error, 'UPSTREAM_UNAVAILABLE')) {
+      if (this.#unavailable === undefined) {
+        this.#log({
+          level: 'warn',
+          event: 'upstream-unavailable',
+          message: `serving what this mirror holds: ${error.message}`,
+        });
+      }
+      this.#unavailable = error;
+      this.#checkedAt = at;
+      return;
+    }
+    const refused = refusal(error);
+    if (refused === undefined) throw error;
+    this.#log({ level: 'error', event: 'upstream-refused', message: refused.message });
+    this.#failure = { error: refused, at };
+    throw refused;
+  }
+
   async #pullCheckpoint(release: VerifiedRelease): Promise<void> {
     const policy = await logPolicyOf(release.root.signed);
     if (policy === undefined) {

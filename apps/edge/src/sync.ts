@@ -50,7 +50,6 @@ import type { HashPort } from '@cairn/verify/hash';
 import { DEFAULT_LIMITS } from '@cairn/verify/limits';
 import { Metadata, verifyDelegate, type Root, type TargetFile } from '@cairn/verify/metadata';
 import { openCheckpoint, type Checkpoint, type CheckpointPolicy } from '@cairn/tlog/checkpoint';
-import { isTlogError } from '@cairn/tlog/errors';
 import { MAX_NOTE_BYTES } from '@cairn/tlog/limits';
 import { LogReader } from '@cairn/tlog/log-reader';
 import { newTiles, tilesForSize } from '@cairn/tlog/tiles';
@@ -61,6 +60,7 @@ import {
   checkExtends,
   fetchOnce,
   logPolicyOf,
+  logRefusal,
   logTilePath,
   tileCap,
 } from './log.js';
@@ -458,25 +458,6 @@ interface LogPlan {
   readonly current: boolean;
 }
 
-/** A TlogError about upstream's log as SPLIT_VIEW (a fork) or UPSTREAM_INVALID. */
-function logRefusal(error: unknown): unknown {
-  if (isTlogError(error, 'SPLIT_VIEW')) {
-    return new EdgeError(
-      'SPLIT_VIEW',
-      `upstream's log does not extend this mirror's (${error.message}): refusing it; nothing was copied`,
-      { cause: error },
-    );
-  }
-  if (isTlogError(error)) {
-    return new EdgeError(
-      'UPSTREAM_INVALID',
-      `upstream's log does not verify: ${error.code}: ${error.message}`,
-      { cause: error },
-    );
-  }
-  return error;
-}
-
 /**
  * Checks upstream's log against the mirror's (see the top of this file) and lists the tiles to
  * copy, writing nothing. Undefined when the root declares no log, or neither side has one.
@@ -552,7 +533,7 @@ async function planLog(
     }
     return { ...base, tiles, current: false };
   } catch (error) {
-    throw logRefusal(error);
+    throw logRefusal(error) ?? error;
   }
 }
 
@@ -680,7 +661,7 @@ export async function syncMirror(options: SyncOptions): Promise<SyncReport> {
       try {
         bytes = await log.tree.tile(tile);
       } catch (error) {
-        throw logRefusal(error);
+        throw logRefusal(error) ?? error;
       }
       await placeTile(store, timeoutMs, key, bytes);
       copied(key, bytes.length);

@@ -171,7 +171,8 @@ describe('requireLogInclusion (default on)', () => {
     expect(sizeOf(await held())).toBe(5);
     expect(mirror.requests).toContain('log/checkpoint');
 
-    // Nothing new: no proof needed, no log file fetched, the held checkpoint stays.
+    // Nothing new: no proof needed, but the checkpoint is still checked against the held one
+    // (a fork shows on every run); equal sizes need no tiles.
     mirror.requests.length = 0;
     const third = await update(configFor(repo, [mirror]));
     expect(third.report.log).toEqual({
@@ -179,9 +180,9 @@ describe('requireLogInclusion (default on)', () => {
       size: 5,
       previousSize: 5,
       proofs: 0,
-      mirror: undefined,
+      mirror: mirror.url,
     });
-    expect(mirror.requests.filter((p) => p.startsWith('log/'))).toEqual([]);
+    expect(mirror.requests.filter((p) => p.startsWith('log/'))).toEqual(['log/checkpoint']);
   });
 
   it.each<[string, (repo: LoggedRepository, files: Map<string, Uint8Array>) => void]>([
@@ -264,6 +265,27 @@ describe('requireLogInclusion (default on)', () => {
       const error = await failure(configFor(repo, [mirror]));
       expect(error.code).toBe('SPLIT_VIEW');
       expect(error.message).toContain('inconsistent with the one this client holds');
+      expect(error.message).toContain('two different roots for the same size');
+      expect(await installed()).toEqual({ 'a.txt': 'A1' });
+      expect(await held()).toBe(before);
+    });
+
+    it('a fork is found on a run with nothing new to install: SPLIT_VIEW, the held checkpoint unchanged', async () => {
+      const repo = await LoggedRepository.create();
+      await repo.publish({ 'a.txt': 'A1' });
+      const mirror = await fakeMirror(repo.files);
+      await update(configFor(repo, [mirror]));
+      const before = await held();
+      // Same metadata, but the log served is a fork of the same size (other entries).
+      const fork = await repo.log!.fork();
+      await fork.append([
+        { role: 'root', version: 1, bytes: repo.rootBytes },
+        { role: 'targets', version: 99, bytes: utf8('other') },
+        { role: 'snapshot', version: 99, bytes: utf8('other') },
+      ]);
+      await repo.serveLog(fork);
+      const error = await failure(configFor(repo, [mirror]));
+      expect(error.code).toBe('SPLIT_VIEW');
       expect(error.message).toContain('two different roots for the same size');
       expect(await installed()).toEqual({ 'a.txt': 'A1' });
       expect(await held()).toBe(before);

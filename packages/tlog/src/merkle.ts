@@ -62,6 +62,26 @@ export function subtreeReaderFromLeafHashes(leafHashes: readonly Uint8Array[]): 
   return read;
 }
 
+/** The root of the perfect subtree over 2^k consecutive hashes (k ≥ 0), hashing pairs upward. */
+export async function perfectSubtreeRoot(hashes: readonly Uint8Array[]): Promise<Uint8Array> {
+  const count = hashes.length;
+  if (count === 0 || (count & (count - 1)) !== 0) {
+    throw new TlogError(
+      'INVALID_ARGUMENT',
+      `expected a power of two of hashes, got ${String(count)}`,
+    );
+  }
+  let layer = hashes;
+  while (layer.length > 1) {
+    const next: Uint8Array[] = [];
+    for (let k = 0; k < layer.length; k += 2) {
+      next.push(await nodeHash(layer[k] as Uint8Array, layer[k + 1] as Uint8Array));
+    }
+    layer = next;
+  }
+  return layer[0] as Uint8Array;
+}
+
 /** The largest power of two strictly below n (n ≥ 2): RFC 6962's split point k. */
 export function splitPoint(n: number): number {
   let k = 1;

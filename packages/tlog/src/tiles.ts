@@ -8,7 +8,7 @@
  * tiles, which a later, larger tree replaces by a wider one at a different path.
  */
 import {
-  nodeHash,
+  perfectSubtreeRoot,
   type SubtreeReader,
   consistencyProof,
   inclusionProof,
@@ -167,18 +167,11 @@ export function tileSubtreeReader(size: number, readTile: TileReader): SubtreeRe
     const tileIndex = Math.floor(first / TILE_WIDTH);
     const offset = first % TILE_WIDTH;
     const bytes = await fetchTile(level, tileIndex);
-    let layer: Uint8Array[] = [];
+    const hashes: Uint8Array[] = [];
     for (let k = 0; k < span; k++) {
-      layer.push(bytes.slice((offset + k) * HASH_SIZE, (offset + k + 1) * HASH_SIZE));
+      hashes.push(bytes.slice((offset + k) * HASH_SIZE, (offset + k + 1) * HASH_SIZE));
     }
-    while (layer.length > 1) {
-      const next: Uint8Array[] = [];
-      for (let k = 0; k < layer.length; k += 2) {
-        next.push(await nodeHash(layer[k] as Uint8Array, layer[k + 1] as Uint8Array));
-      }
-      layer = next;
-    }
-    return layer[0] as Uint8Array;
+    return perfectSubtreeRoot(hashes);
   };
 }
 
