@@ -317,7 +317,7 @@ export function logRefusal(error: unknown): EdgeError | undefined {
   if (isTlogError(error, 'SPLIT_VIEW')) {
     return new EdgeError(
       'SPLIT_VIEW',
-      `upstream's log does not extend the one this mirror holds (${error.message}): refusing it; nothing was copied`,
+      `upstream's log does not extend this mirror's (${error.message}): refusing it; nothing was copied`,
       { cause: error },
     );
   }
