@@ -3,12 +3,17 @@
  * (`.cairn-demo/`) it keeps a repository whose releases need two publishers' signatures, runs
  * the whole network on this machine — the origin and two edge mirrors on Node, over that
  * directory — publishes co-signed releases of a generated signature database, and has the
- * updater install them through the mirrors, in full and then as deltas. Two attacks follow (a
- * mirror serving a tampered file; a release signed by one stolen publisher key), then the
- * network keeps running, with commands to try, until SIGINT or SIGTERM.
+ * updater install them through the mirrors, in full and then as deltas. The log's watchers
+ * check it: the monitor (`cairn monitor`, in-process, its checkpoint kept in the directory) over
+ * both mirrors. Three attacks follow (a mirror serving a tampered file; a release signed by one
+ * stolen publisher key; a release signed by every stolen key but the log's, written straight
+ * into a mirror's directory, which the client refuses and the monitor reports), then the audit
+ * report (`cairn audit`) of everything the log holds, and the network keeps running, with
+ * commands to try, until SIGINT or SIGTERM.
  *
- * Run again, it reuses the repository and publishes the next release. The keys are demo keys:
- * plain key files under a passphrase printed here, never for real data.
+ * Run again, it reuses the repository and publishes the next release, and the monitor proves
+ * the log extends the checkpoint it kept. The keys are demo keys: plain key files under a
+ * passphrase printed here, never for real data.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -28,12 +33,33 @@ import { createLogger } from '@cairn/origin/log';
 import { PublisherClient } from '@cairn/origin/publisher-client';
 import type { ReleaseSummary } from '@cairn/origin/releases';
 import { startOrigin } from '@cairn/origin/start';
+import { parseCheckpoint } from '@cairn/tlog/checkpoint';
+import { parseNote } from '@cairn/tlog/note';
 import { utf8 } from '@cairn/verify/encoding';
 import { Metadata, type Targets } from '@cairn/verify/metadata';
 import { buildSnapshot, buildTimestamp, describeMetadata } from '@cairn/verify/repository';
 import { Ed25519Signer, signMetadata } from '@cairn/verify/signer';
+import {
+  AUDIT_FORMATS,
+  auditReport,
+  parseWindow,
+  renderReport,
+  reportFileName,
+  writeFileAtomic,
+} from './audit-command.js';
+import { anomalyText, plural } from './audit-report.js';
 import { UsageError, type CliIo } from './cli-io.js';
 import { formatBytes } from './command-support.js';
+import { readHistory } from './log-history.js';
+import {
+  alertLine,
+  checkOnce,
+  loadState,
+  parseMonitorArgs,
+  saveState,
+  type MonitorReport,
+  type MonitorState,
+} from './monitor-command.js';
 
 /** Written into the directory so a re-run knows it may reuse (or replace) what is there. */
 const MARKER = '.cairn-demo';
@@ -64,8 +90,11 @@ const HELP = [
   'Runs the whole network on this machine and narrates it: a repository whose releases need two',
   "publishers' signatures, the origin and two edge mirrors on 127.0.0.1, co-signed releases of a",
   'generated signature database, and an updater that installs them through the mirrors (in full,',
-  'then as deltas). Then it shows two attacks being refused, prints the URLs and commands to try,',
-  'and keeps the network running until Ctrl-C (SIGINT) or SIGTERM.',
+  'then as deltas). The monitor checks the transparency log through both mirrors; three attacks',
+  'are refused (a tampered file, a release signed by one stolen publisher key, and a release',
+  'signed by every stolen key but written into a mirror past the log, which the monitor reports);',
+  'the audit report of the log is written to DIR/audit. Then it prints the URLs and commands to',
+  'try, and keeps the network running until Ctrl-C (SIGINT) or SIGTERM.',
   '',
   '  --dir DIR    where the demo keeps everything (default .cairn-demo); run again, it reuses the',
   '               repository there and publishes the next release',
@@ -162,6 +191,11 @@ interface DemoPaths {
   /** What the attacks use: the lying mirror's storage, a new machine. */
   readonly attack: string;
   readonly log: string;
+  /** The root every client, mirror and the monitor pin: trust starts there. */
+  readonly trustedRoot: string;
+  /** The monitor's last verified checkpoint, kept from one run to the next. */
+  readonly monitor: string;
+  readonly audit: string;
 }
 
 function demoPaths(dir: string): DemoPaths {
@@ -175,6 +209,9 @@ function demoPaths(dir: string): DemoPaths {
     state: join(dir, 'client', 'state'),
     attack: join(dir, 'attack'),
     log: join(dir, 'network.log'),
+    trustedRoot: join(dir, 'repository', 'metadata', '1.root.json'),
+    monitor: join(dir, 'monitor'),
+    audit: join(dir, 'audit'),
   };
 }
 
@@ -312,9 +349,7 @@ async function startNetwork(paths: DemoPaths, config: OriginConfig): Promise<Net
       ),
     );
     closers.push(() => origin.close());
-    const trustedRoot = new Uint8Array(
-      await readFile(join(paths.repository, 'metadata', '1.root.json')),
-    );
+    const trustedRoot = new Uint8Array(await readFile(paths.trustedRoot));
     const store = await storeFromOptions({ dir: paths.repository });
     const mirrors: { name: string; edge: RunningEdge }[] = [];
     for (const name of MIRROR_NAMES) {
@@ -544,6 +579,170 @@ async function runUpdate(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Watching the log: the monitor and the audit report
+
+function namedMirrors(network: Network): NamedMirror[] {
+  return network.mirrors.map((m) => ({ name: m.name, url: m.edge.url }));
+}
+
+/**
+ * The `cairn monitor` arguments of one check of `mirrors`: what the demo runs in-process, and
+ * prints (with `shown` paths) for the reader to run.
+ */
+function monitorArgs(
+  paths: DemoPaths,
+  mirrors: readonly NamedMirror[],
+  approvals: number,
+  shown: (path: string) => string = (path) => path,
+): string[] {
+  return [
+    ...mirrors.flatMap((m) => ['--mirror', m.url]),
+    '--root',
+    shown(paths.trustedRoot),
+    '--state',
+    shown(paths.monitor),
+    '--min-approvals',
+    String(approvals),
+  ];
+}
+
+/** One `cairn monitor --once` check, in-process, from `state`; nothing saved. */
+async function checkLog(
+  args: readonly string[],
+  trustedRoot: Uint8Array,
+  state: MonitorState,
+): Promise<{ report: MonitorReport; state: MonitorState }> {
+  const settings = parseMonitorArgs(args);
+  if (settings === undefined) throw new Error(`cairn monitor ${args.join(' ')}: no check`);
+  return checkOnce(settings, trustedRoot, state);
+}
+
+/** The size of the checkpoint a monitor state holds, if it holds one. */
+function checkpointSize(state: MonitorState): number | undefined {
+  return state.checkpoint === undefined
+    ? undefined
+    : parseCheckpoint(parseNote(state.checkpoint).text).size;
+}
+
+async function runMonitorStep(
+  io: CliIo,
+  paths: DemoPaths,
+  network: Network,
+  approvals: number,
+  step: number,
+): Promise<boolean> {
+  io.stdout(`\n${step}. The monitor: anyone can check the log and the mirrors, from public data`);
+  const mirrors = namedMirrors(network);
+  const before = await loadState(paths.monitor);
+  const { report, state } = await checkLog(
+    monitorArgs(paths, mirrors, approvals),
+    network.trustedRoot,
+    before,
+  );
+  await saveState(paths.monitor, state);
+  for (const alert of report.alerts) io.stdout(`   ${tidy(alertLine(alert), mirrors)}`);
+  if (report.log === undefined || report.alerts.some((a) => a.severity === 'critical')) {
+    io.stderr("   ✘ the monitor raised an alert on the demo's own network — this is a bug");
+    return false;
+  }
+  if (report.alerts.length === 0) {
+    io.stdout(
+      `   ✔ monitor: log of ${plural(report.log.size, 'entry', 'entries')} consistent on both mirrors, every release logged and approved by ${approvals} publishers`,
+    );
+  }
+  const held = checkpointSize(before);
+  io.stdout(
+    held === undefined
+      ? `   its checkpoint is kept in ${paths.monitor}: the next check must find a log that extends it, or it reports a fork`
+      : `   ✔ the log extends the checkpoint of ${plural(held, 'entry', 'entries')} kept in ${paths.monitor} by the last check; ${plural(report.log.newEntries, 'new entry', 'new entries')} verified`,
+  );
+  return true;
+}
+
+/** The audit window the demo reports, as `--from` and `--to` days: all of its history. */
+interface AuditDays {
+  readonly from: string;
+  readonly to: string;
+}
+
+function auditArgs(
+  paths: DemoPaths,
+  mirror: NamedMirror,
+  days: AuditDays,
+  shown: (path: string) => string,
+): string[] {
+  return [
+    '--mirror',
+    mirror.url,
+    '--root',
+    shown(paths.trustedRoot),
+    '--from',
+    days.from,
+    '--to',
+    days.to,
+    '--out',
+    shown(paths.audit),
+  ];
+}
+
+/**
+ * Writes the audit report of everything the log holds, from its first entry's day to today,
+ * as `cairn audit` does (without --generated-at: the same log gives the same files). Returns
+ * the days, or undefined (a bug) when the report lists anomalies.
+ */
+async function writeAudit(
+  io: CliIo,
+  paths: DemoPaths,
+  network: Network,
+  step: number,
+): Promise<AuditDays | undefined> {
+  io.stdout(`\n${step}. The audit report: every release and key change, with its evidence`);
+  const [mirror] = namedMirrors(network);
+  if (mirror === undefined) throw new Error('the network has no mirror');
+  const history = await readHistory({ mirror: mirror.url, trustedRoot: network.trustedRoot });
+  const day = (time: string) => time.slice(0, 10);
+  const days = {
+    from: day(history.entries[0]?.time ?? new Date().toISOString()),
+    to: day(new Date().toISOString()),
+  };
+  const report = auditReport(history, {
+    window: parseWindow(days.from, days.to),
+    pinnedRoot: {
+      version: Metadata.fromBytes(network.trustedRoot, 'root').signed.version,
+      sha256: sha256(network.trustedRoot),
+    },
+  });
+  await mkdir(paths.audit, { recursive: true });
+  const written: string[] = [];
+  for (const format of AUDIT_FORMATS) {
+    const file = join(paths.audit, reportFileName(format));
+    await writeFileAtomic(file, renderReport(report, format));
+    written.push(file);
+  }
+  const window = days.from === days.to ? days.from : `${days.from} to ${days.to}`;
+  const checkpoint = report.log.checkpoint;
+  io.stdout(
+    `   ✔ audit of ${window} through ${mirror.name}: ${plural(report.releases.length, 'release')}, ${plural(report.keyChanges.length, 'key change')}, ${report.anomalies.length === 0 ? 'no anomalies' : plural(report.anomalies.length, 'anomaly', 'anomalies')}`,
+  );
+  if (checkpoint !== null) {
+    io.stdout(
+      `   each with its files, signers, log index and inclusion proof against the checkpoint of ${plural(checkpoint.size, 'entry', 'entries')}`,
+    );
+  }
+  for (const anomaly of report.anomalies) io.stdout(`   ✘ ${anomalyText(anomaly)}`);
+  for (const file of written) {
+    io.stdout(
+      `   wrote ${file}${file.endsWith('.html') ? '   a timeline and a table per release, for a browser' : ''}`,
+    );
+  }
+  if (report.anomalies.length > 0 || checkpoint === null) {
+    io.stderr("   ✘ the audit of the demo's own log lists anomalies — this is a bug");
+    return undefined;
+  }
+  return days;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Attacks
 
 function codeOf(error: Error): string | undefined {
@@ -551,25 +750,37 @@ function codeOf(error: Error): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+interface NamedMirror {
+  readonly name: string;
+  readonly url: string;
+}
+
+/** `message` for a reader: mirror URLs shown by name, hashes shortened. */
+function tidy(message: string, mirrors: readonly NamedMirror[]): string {
+  let text = message;
+  for (const m of mirrors) {
+    const base = m.url.replace(/\/+$/, '');
+    // The base URL alone (`http://127.0.0.1:8701/: ...`) is the mirror; with a path, a file on it.
+    for (const after of [' ', ':']) text = text.replaceAll(`${base}/${after}`, `${m.name}${after}`);
+    text = text.replaceAll(base, m.name);
+  }
+  return text.replace(/\b([0-9a-f]{12})[0-9a-f]{52}\b/g, '$1…');
+}
+
 /**
  * Why the updater refused, for a reader: the deepest coded error (the check that failed), with
  * mirror URLs shown by name and hashes shortened, and the updater's own code when it wraps it.
  */
-function refusal(error: unknown, mirrors: readonly { name: string; url: string }[]): string {
+function refusal(error: unknown, mirrors: readonly NamedMirror[]): string {
   if (!(error instanceof Error)) return String(error);
-  const tidy = (message: string) => {
-    let text = message;
-    for (const m of mirrors) {
-      const base = m.url.replace(/\/+$/, '');
-      text = text.replaceAll(`${base}/ `, `${m.name} `).replaceAll(base, m.name);
-    }
-    return text.replace(/\b([0-9a-f]{12})[0-9a-f]{52}\b/g, '$1…');
-  };
   const chain: Error[] = [];
   for (let e: unknown = error; e instanceof Error && chain.length < 8; e = e.cause) chain.push(e);
   const deepest = chain.reverse().find((e) => codeOf(e) !== undefined) ?? error;
-  const line = `${codeOf(deepest) ?? deepest.name} — ${tidy(deepest.message)}`;
-  return deepest === error ? line : `${line} (the updater's error: ${codeOf(error) ?? error.name})`;
+  const line = `${codeOf(deepest) ?? deepest.name} — ${tidy(deepest.message, mirrors)}`;
+  const wrapper = codeOf(error) ?? error.name;
+  return deepest === error || wrapper === codeOf(deepest)
+    ? line
+    : `${line} (the updater's error: ${wrapper})`;
 }
 
 /** Copies the repository's public files a client reads for the current release. */
@@ -625,27 +836,42 @@ interface Attacks {
   readonly keys: DemoKeys;
   /** The lying mirror, over `storage`. */
   readonly rogue: { readonly name: string; readonly url: string; readonly storage: string };
+  /** Publisher signatures a release needs: the targets threshold. */
+  readonly threshold: number;
+}
+
+/**
+ * The lying mirror's storage, made a faithful copy of the repository's current release: its
+ * metadata, its log, and every file its targets name. Each attack starts from here, and the
+ * last one ends here, so whatever a run left behind does not matter to the next.
+ */
+async function restoreRogue(a: Attacks): ReturnType<typeof copyCurrentRelease> {
+  const { paths, rogue } = a;
+  await rm(rogue.storage, { recursive: true, force: true });
+  const current = await copyCurrentRelease(paths, rogue.storage);
+  for (const [path, target] of current.targets.signed.targets) {
+    const hash = target.hashes.sha256;
+    if (hash === undefined) continue;
+    await putFile(
+      rogue.storage,
+      targetBlobKey(path, hash),
+      await readFile(join(paths.repository, targetBlobKey(path, hash))),
+    );
+  }
+  return current;
 }
 
 async function attackTamperedFile(io: CliIo, a: Attacks, step: number): Promise<boolean> {
   io.stdout(`\n${step}. Attack: a mirror serves a tampered file`);
   const { paths, rogue } = a;
-  await rm(rogue.storage, { recursive: true, force: true });
-  const { targets } = await copyCurrentRelease(paths, rogue.storage);
-  const daily = targets.signed.targets.get('daily.cvd');
-  const main = targets.signed.targets.get('main.cvd');
-  const dailyHash = daily?.hashes.sha256;
-  const mainHash = main?.hashes.sha256;
-  if (dailyHash === undefined || mainHash === undefined) {
-    throw new Error('the current release does not list main.cvd and daily.cvd');
+  const { targets } = await restoreRogue(a);
+  const dailyHash = targets.signed.targets.get('daily.cvd')?.hashes.sha256;
+  if (dailyHash === undefined) {
+    throw new Error('the current release does not list daily.cvd');
   }
   const real = await readFile(join(paths.repository, targetBlobKey('daily.cvd', dailyHash)));
   const evil = disableOneSignature(real);
   await putFile(rogue.storage, targetBlobKey('daily.cvd', dailyHash), evil.bytes);
-  await copyFile(
-    join(paths.repository, targetBlobKey('main.cvd', mainHash)),
-    join(rogue.storage, targetBlobKey('main.cvd', mainHash)),
-  );
   io.stdout(
     `   Anyone can run a mirror. ${rogue.name} (${rogue.url}) serves the real signed metadata, but a`,
   );
@@ -678,46 +904,57 @@ async function attackTamperedFile(io: CliIo, a: Attacks, step: number): Promise<
   return true;
 }
 
-async function attackStolenKey(io: CliIo, a: Attacks, step: number): Promise<boolean> {
-  io.stdout(`\n${step}. Attack: a thief with alice's key publishes a release alone`);
-  const { paths, rogue, keys, network } = a;
-  // A copy of the client: one that has verified the thief's timestamp waits for the repository
-  // to pass that version, and the demo's own client goes on updating after this.
-  const client = join(paths.attack, 'client-copy');
-  await rm(client, { recursive: true, force: true });
-  await cp(dirname(paths.install), client, { recursive: true });
-  const installDir = join(client, basename(paths.install));
-  const installed = await readFile(join(installDir, 'daily.cvd'));
-  const evil = disableOneSignature(installed);
-  const thiefDir = join(paths.attack, 'stolen-release');
-  await rm(thiefDir, { recursive: true, force: true });
-  await mkdir(thiefDir, { recursive: true });
-  await copyFile(join(paths.release, 'main.cvd'), join(thiefDir, 'main.cvd'));
-  await writeFile(join(thiefDir, 'daily.cvd'), evil.bytes);
-  const thief = new PublisherClient(network.origin.url, keys.alice);
-  const draft = await thief.push(thiefDir, { note: `no signature for ${evil.name}` });
-  const signed = await thief.sign(draft.id, thiefDir);
-  io.stdout(
-    `   The thief pushes a daily.cvd without the signature of ${evil.name}, and signs as alice:`,
-  );
-  io.stdout(
-    `   ✔ the origin holds release ${draft.id} as a draft with ${signed.signatures} of ${signed.threshold} signatures; bob, comparing it with his copy, would not sign`,
-  );
+/** The thief's draft on the origin, and the daily.cvd it ships (one signature zeroed). */
+interface StolenDraft {
+  readonly summary: ReleaseSummary;
+  readonly daily: Uint8Array;
+}
 
-  // The worst case: the thief also holds the origin's online keys and publishes the draft
-  // themselves, through a mirror of their own.
-  await rm(rogue.storage, { recursive: true, force: true });
-  const current = await copyCurrentRelease(paths, rogue.storage);
-  const summary = await thief.show(draft.id);
-  if (summary.signed === undefined) throw new Error(`release ${draft.id} has no draft`);
-  const draftBytes = utf8(summary.signed);
+/**
+ * A copy of the demo's client for an attack: one that has verified the thief's timestamp waits
+ * for the repository to pass that version, and the demo's own client goes on updating after
+ * this. With the daily.cvd it holds.
+ */
+async function clientCopy(
+  a: Attacks,
+): Promise<{ installDir: string; stateDir: string; daily: Uint8Array }> {
+  const client = join(a.paths.attack, 'client-copy');
+  await rm(client, { recursive: true, force: true });
+  await cp(dirname(a.paths.install), client, { recursive: true });
+  const installDir = join(client, basename(a.paths.install));
+  return {
+    installDir,
+    stateDir: join(client, basename(a.paths.state)),
+    daily: await readFile(join(installDir, 'daily.cvd')),
+  };
+}
+
+/**
+ * What a thief holding the origin's online keys makes the lying mirror serve: the repository's
+ * current release, and over it the draft as the newest targets, signed by `signers` (the
+ * publisher keys they hold), under a snapshot and timestamp the online keys really sign.
+ * Written straight into the mirror's storage: never through the origin, so never in its log.
+ * Returns the forged targets version.
+ */
+async function serveForgedRelease(
+  a: Attacks,
+  draft: StolenDraft,
+  signers: readonly Ed25519Signer[],
+): Promise<number> {
+  const { rogue, keys } = a;
+  const current = await restoreRogue(a);
+  const { signed } = draft.summary;
+  if (signed === undefined) throw new Error(`release ${draft.summary.id} has no draft`);
+  const draftBytes = utf8(signed);
   const forgedTargets = utf8(
     JSON.stringify({
-      signatures: [{ keyid: keys.alice.keyid, sig: await keys.alice.sign(draftBytes) }],
-      signed: JSON.parse(summary.signed) as unknown,
+      signatures: await Promise.all(
+        signers.map(async (s) => ({ keyid: s.keyid, sig: await s.sign(draftBytes) })),
+      ),
+      signed: JSON.parse(signed) as unknown,
     }),
   );
-  const targetsVersion = summary.targetsVersion ?? current.targets.signed.version + 1;
+  const targetsVersion = draft.summary.targetsVersion ?? current.targets.signed.version + 1;
   const snapshotVersion = current.snapshotVersion + 1;
   const now = Date.now();
   const snapshot = await signMetadata(
@@ -748,21 +985,28 @@ async function attackStolenKey(io: CliIo, a: Attacks, step: number): Promise<boo
   await putFile(rogue.storage, `metadata/${targetsVersion}.targets.json`, forgedTargets);
   await putFile(rogue.storage, `metadata/${snapshotVersion}.snapshot.json`, snapshot.toBytes());
   await putFile(rogue.storage, 'metadata/timestamp.json', timestamp.toBytes());
-  await putFile(rogue.storage, targetBlobKey('daily.cvd', sha256(evil.bytes)), evil.bytes);
-  io.stdout(
-    `   Worse: they also stole the origin's online keys, and ${rogue.name} serves the draft as targets v${targetsVersion},`,
-  );
-  io.stdout(
-    '   signed by alice alone, under a snapshot and timestamp that the online keys really signed.',
-  );
+  await putFile(rogue.storage, targetBlobKey('daily.cvd', sha256(draft.daily)), draft.daily);
+  return targetsVersion;
+}
+
+/**
+ * Updates the client copy from the lying mirror alone and prints the refusal; false (a bug)
+ * when its daily.cvd changed.
+ */
+async function updateCopyFromRogue(
+  io: CliIo,
+  a: Attacks,
+  client: { installDir: string; stateDir: string; daily: Uint8Array },
+): Promise<boolean> {
+  const { rogue, network } = a;
   io.stdout(
     `   The client (a copy: the demo goes on with the original) updates from ${rogue.name}:`,
   );
   try {
     await update(
       {
-        installDir,
-        stateDir: join(client, basename(paths.state)),
+        installDir: client.installDir,
+        stateDir: client.stateDir,
         mirrors: [{ name: rogue.name, url: rogue.url }],
       },
       network.trustedRoot,
@@ -770,13 +1014,124 @@ async function attackStolenKey(io: CliIo, a: Attacks, step: number): Promise<boo
   } catch (error) {
     io.stdout(`   ✔ refused: ${refusal(error, [rogue])}`);
   }
-  if (!(await holds(join(installDir, 'daily.cvd'), installed))) {
+  if (!(await holds(join(client.installDir, 'daily.cvd'), client.daily))) {
     io.stderr('   ✘ the installed daily.cvd changed — this is a bug');
     return false;
   }
+  return true;
+}
+
+async function attackStolenKey(
+  io: CliIo,
+  a: Attacks,
+  step: number,
+): Promise<StolenDraft | undefined> {
+  io.stdout(`\n${step}. Attack: a thief with alice's key publishes a release alone`);
+  const { paths, rogue, keys, network } = a;
+  const client = await clientCopy(a);
+  const evil = disableOneSignature(client.daily);
+  const thiefDir = join(paths.attack, 'stolen-release');
+  await rm(thiefDir, { recursive: true, force: true });
+  await mkdir(thiefDir, { recursive: true });
+  await copyFile(join(paths.release, 'main.cvd'), join(thiefDir, 'main.cvd'));
+  await writeFile(join(thiefDir, 'daily.cvd'), evil.bytes);
+  const thief = new PublisherClient(network.origin.url, keys.alice);
+  const draft = await thief.push(thiefDir, { note: `no signature for ${evil.name}` });
+  const signed = await thief.sign(draft.id, thiefDir);
+  io.stdout(
+    `   The thief pushes a daily.cvd without the signature of ${evil.name}, and signs as alice:`,
+  );
+  io.stdout(
+    `   ✔ the origin holds release ${draft.id} as a draft with ${signed.signatures} of ${signed.threshold} signatures; bob, comparing it with his copy, would not sign`,
+  );
+
+  // The worst case: the thief also holds the origin's online keys and publishes the draft
+  // themselves, through a mirror of their own.
+  const stolen = { summary: await thief.show(draft.id), daily: evil.bytes };
+  const targetsVersion = await serveForgedRelease(a, stolen, [keys.alice]);
+  io.stdout(
+    `   Worse: they also stole the origin's online keys, and ${rogue.name} serves the draft as targets v${targetsVersion},`,
+  );
+  io.stdout(
+    '   signed by alice alone, under a snapshot and timestamp that the online keys really signed.',
+  );
+  if (!(await updateCopyFromRogue(io, a, client))) return undefined;
   io.stdout(
     `   ✔ the installed daily.cvd is unchanged, byte for byte: targets need ${signed.threshold} publishers, whoever signs snapshot and timestamp`,
   );
+  return stolen;
+}
+
+/** `mirror-a, mirror-b and mirror-x` */
+function names(mirrors: readonly NamedMirror[]): string {
+  const all = mirrors.map((m) => m.name);
+  const last = all.pop();
+  return all.length === 0 ? (last ?? '') : `${all.join(', ')} and ${last ?? ''}`;
+}
+
+async function attackUnloggedRelease(
+  io: CliIo,
+  a: Attacks,
+  step: number,
+  draft: StolenDraft,
+): Promise<boolean> {
+  io.stdout(
+    `\n${step}. Attack: a thief with both publishers' keys writes a release straight into a mirror, past the log`,
+  );
+  const { paths, rogue, keys, network } = a;
+  const client = await clientCopy(a);
+  const targetsVersion = await serveForgedRelease(a, draft, [keys.alice, keys.bob]);
+  io.stdout(
+    `   The thief steals bob's key too, signs the same draft as bob, and writes it into ${rogue.name}'s directory as`,
+  );
+  io.stdout(
+    `   targets v${targetsVersion}, under a snapshot and timestamp signed by the online keys: every signature is valid,`,
+  );
+  io.stdout(
+    '   but the release never went through the origin, so it is not in the transparency log.',
+  );
+  if (!(await updateCopyFromRogue(io, a, client))) return false;
+  io.stdout(
+    '   ✔ the installed daily.cvd is unchanged, byte for byte: a client takes a release only with a proof that it is in the log, where everyone sees it',
+  );
+
+  const honest = namedMirrors(network);
+  const all = [...honest, rogue];
+  io.stdout(`   The monitor checks the log through ${names(all)}:`);
+  // The demo's monitor state: this check must extend its checkpoint too. Not saved: the
+  // state keeps what the honest network showed.
+  const state = await loadState(paths.monitor);
+  const { report } = await checkLog(
+    monitorArgs(paths, all, a.threshold),
+    network.trustedRoot,
+    state,
+  );
+  const onRogue = report.alerts.filter((alert) => alert.mirror === rogue.url);
+  const onHonest = report.alerts.filter((alert) => alert.mirror !== rogue.url);
+  for (const alert of onRogue) {
+    io.stdout(`   ✔ monitor: ${alert.code} — ${tidy(alert.message, all)}`);
+  }
+  for (const alert of onHonest) io.stderr(`   ${tidy(alertLine(alert), all)}`);
+  if (!onRogue.some((alert) => alert.code === 'UNLOGGED_RELEASE') || onHonest.length > 0) {
+    io.stderr(
+      `   ✘ the monitor did not report the unlogged release on ${rogue.name} alone — this is a bug`,
+    );
+    return false;
+  }
+  io.stdout(`   ✔ monitor: no alert on ${names(honest)}`);
+
+  await restoreRogue(a);
+  const after = await checkLog(
+    monitorArgs(paths, [rogue], a.threshold),
+    network.trustedRoot,
+    state,
+  );
+  if (after.report.alerts.length > 0) {
+    for (const alert of after.report.alerts) io.stderr(`   ${tidy(alertLine(alert), all)}`);
+    io.stderr(`   ✘ ${rogue.name}, restored, still raises alerts — this is a bug`);
+    return false;
+  }
+  io.stdout(`   ✔ ${rogue.name} restored from the repository: the monitor finds no alert on it`);
   return true;
 }
 
@@ -807,8 +1162,14 @@ function printRunning(
   io: CliIo,
   paths: DemoPaths,
   network: Network,
-  draftId: string | undefined,
+  shown: {
+    readonly draftId: string | undefined;
+    readonly approvals: number;
+    /** undefined: the repository has no log to audit. */
+    readonly auditDays: AuditDays | undefined;
+  },
 ): void {
+  const { draftId, auditDays } = shown;
   const cairn = cairnCommand();
   const rel = (path: string) => relative(process.cwd(), path) || '.';
   const [a, b] = network.mirrors;
@@ -838,8 +1199,20 @@ function printRunning(
       `${cairn} update --dir ${rel(paths.install)} --state ${rel(paths.state)} ${mirrorFlags}`,
       "the demo client's update, as a command: up to date, until a new release",
     ],
+    ...(auditDays === undefined || a === undefined
+      ? []
+      : ([
+          [
+            `${cairn} monitor ${monitorArgs(paths, namedMirrors(network), shown.approvals, rel).join(' ')}`,
+            `the demo's monitor check, as a command: it must extend the checkpoint kept in ${rel(paths.monitor)}; add --interval 10 to keep watching`,
+          ],
+          [
+            `${cairn} audit ${auditArgs(paths, { name: a.name, url: a.edge.url }, auditDays, rel).join(' ')}`,
+            'the audit report again, from public data alone: the same files, byte for byte, until the log grows',
+          ],
+        ] satisfies [string, string][])),
     [
-      `${cairn} mirror serve --dir ${rel(paths.repository)} --listen 127.0.0.1:0 --name my-mirror --trusted-root ${rel(join(paths.repository, 'metadata', '1.root.json'))}`,
+      `${cairn} mirror serve --dir ${rel(paths.repository)} --listen 127.0.0.1:0 --name my-mirror --trusted-root ${rel(paths.trustedRoot)}`,
       'a third mirror of your own',
     ],
     [
@@ -972,6 +1345,12 @@ export async function runDemo(args: readonly string[], io: CliIo): Promise<numbe
         : 'The client updates through the mirrors, from the release it installed last time',
     );
 
+    // A directory made before the demo had a transparency log has nothing for the log's
+    // watchers to check: its run skips them.
+    const logged = keys.log !== undefined;
+    const approvals = config.policy.thresholds.targets;
+    if (logged && !(await runMonitorStep(io, paths, network, approvals, step++))) return 1;
+
     const rogueStorage = join(paths.attack, 'mirror-x');
     await mkdir(rogueStorage, { recursive: true });
     const rogueEdge = await startEdge({
@@ -985,12 +1364,21 @@ export async function runDemo(args: readonly string[], io: CliIo): Promise<numbe
         paths,
         keys,
         rogue: { name: 'mirror-x', url: rogueEdge.url, storage: rogueStorage },
+        threshold: approvals,
       };
       if (!(await attackTamperedFile(io, attacks, step++))) return 1;
-      if (!(await attackStolenKey(io, attacks, step++))) return 1;
+      const stolen = await attackStolenKey(io, attacks, step++);
+      if (stolen === undefined) return 1;
+      if (logged && !(await attackUnloggedRelease(io, attacks, step++, stolen))) return 1;
       draftId = (await new PublisherClient(network.origin.url, keys.alice).status()).draft?.id;
     } finally {
       await rogueEdge.close();
+    }
+
+    let auditDays: AuditDays | undefined;
+    if (logged) {
+      auditDays = await writeAudit(io, paths, network, step++);
+      if (auditDays === undefined) return 1;
     }
 
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -1001,7 +1389,7 @@ export async function runDemo(args: readonly string[], io: CliIo): Promise<numbe
     io.stdout(`\n✔ done in ${seconds} s`);
     // Listening before the line that invites Ctrl-C: a signal sent on reading it must count.
     const stop = untilSignal();
-    printRunning(io, paths, network, draftId);
+    printRunning(io, paths, network, { draftId, approvals, auditDays });
     const signal = await stop;
     io.stdout(`\n${signal}: stopping the network`);
     await network.close();

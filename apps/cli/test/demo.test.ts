@@ -121,11 +121,35 @@ afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
+/** Today in UTC, as the demo's audit window names it (a run lives within one day). */
+const TODAY = () => new Date().toISOString().slice(0, 10);
+
+/** The arguments of the `cairn COMMAND ...` line printed among the commands to try. */
+function shownArgs(shown: string, command: 'monitor' | 'audit'): string[] {
+  const line = shown.split('\n').find((l) => l.includes(` ${command} --mirror `)) ?? '';
+  expect(line, `no ${command} command shown`).not.toBe('');
+  return line.slice(line.indexOf(` ${command} `) + command.length + 2).split(' ');
+}
+
+/** What the demo test reads of audit.json. */
+interface AuditJson {
+  releases: {
+    role: string;
+    version: number;
+    status: string;
+    signers: { name: string | null }[];
+    log: { index: number };
+  }[];
+  keyChanges: { version: number; log: { index: number } }[];
+  anomalies: unknown[];
+  log: { checkpoint: { size: number } };
+}
+
 const MIRRORS =
   /^ {3}mirrors, nearest first \(by round-trip time\): mirror-[ab] \d+\.\d ms, mirror-[ab] \d+\.\d ms$/;
 
 describe('cairn demo', () => {
-  it('publishes two co-signed releases, updates through both mirrors (then by delta), refuses both attacks', async () => {
+  it('publishes two co-signed releases, updates through both mirrors (then by delta), monitors the log, refuses three attacks, writes the audit report', async () => {
     const result = await demo();
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -161,15 +185,45 @@ describe('cairn demo', () => {
       /^ {3}main\.cvd {3}delta: \d+\.\d KiB instead of 4\.0 MiB$/,
       /^ {3}✔ main\.cvd: delta of \d+\.\d KiB from mirror-[ab] applied to the installed copy; the result's sha256 matches the signed targets: installed$/,
       /^ {3}downloaded \d+\.\d KiB instead of 4\.\d MiB \(9\d% saved\)$/,
-      '7. Attack: a mirror serves a tampered file',
+      '7. The monitor: anyone can check the log and the mirrors, from public data',
+      '   ✔ monitor: log of 5 entries consistent on both mirrors, every release logged and approved by 2 publishers',
+      `   its checkpoint is kept in ${join(dir, 'monitor')}: the next check must find a log that extends it, or it reports a fork`,
+      '8. Attack: a mirror serves a tampered file',
       /^ {3}✔ refused: \S+ — .*daily\.cvd/,
       "   ✔ the tampered daily.cvd is not installed: the client checks every byte against the publishers' signed hashes",
-      "8. Attack: a thief with alice's key publishes a release alone",
+      "9. Attack: a thief with alice's key publishes a release alone",
       /^ {3}✔ the origin holds release \S+ as a draft with 1 of 2 signatures; bob, comparing it with his copy, would not sign$/,
       /^ {3}✔ refused: THRESHOLD — targets: 1 valid signature\(s\), the threshold is 2( \(.*\))?$/,
       '   ✔ the installed daily.cvd is unchanged, byte for byte: targets need 2 publishers, whoever signs snapshot and timestamp',
-      /^✔ done in \d+\.\d s \(--no-wait: the network stops here\)$/,
+      "10. Attack: a thief with both publishers' keys writes a release straight into a mirror, past the log",
+      '   targets v3, under a snapshot and timestamp signed by the online keys: every signature is valid,',
+      '   ✔ refused: NOT_IN_LOG — targets v3 is not in the transparency log demo.cairn.invalid/log: mirror-x: not among the entries of its checkpoint of size 5',
+      '   ✔ the installed daily.cvd is unchanged, byte for byte: a client takes a release only with a proof that it is in the log, where everyone sees it',
     ]);
+    // The monitor, over the honest mirrors and the lying one: exactly one alert, on mirror-x.
+    const [checks = 0] = inOrder(lines, [
+      '   The monitor checks the log through mirror-a, mirror-b and mirror-x:',
+    ]);
+    expect(lines.slice(checks + 1, checks + 4)).toEqual([
+      '   ✔ monitor: UNLOGGED_RELEASE — mirror-x: its timestamp v3 names snapshot v3, which is not in the log',
+      '   ✔ monitor: no alert on mirror-a and mirror-b',
+      '   ✔ mirror-x restored from the repository: the monitor finds no alert on it',
+    ]);
+    const audit = join(dir, 'audit');
+    const [auditStep = 0] = inOrder(lines, [
+      '11. The audit report: every release and key change, with its evidence',
+    ]);
+    expect(lines.slice(auditStep + 1, auditStep + 7)).toEqual([
+      `   ✔ audit of ${TODAY()} through mirror-a: 2 releases, 1 key change, no anomalies`,
+      '   each with its files, signers, log index and inclusion proof against the checkpoint of 5 entries',
+      `   wrote ${join(audit, 'audit.html')}   a timeline and a table per release, for a browser`,
+      `   wrote ${join(audit, 'audit.md')}`,
+      `   wrote ${join(audit, 'audit.json')}`,
+      '',
+    ]);
+    expect(lines[auditStep + 7]).toMatch(
+      /^✔ done in \d+\.\d s \(--no-wait: the network stops here\)$/,
+    );
     // The delta update downloads tens of KiB, not the 4 MiB of full files.
     const saved = lines
       .map((line) => /^ {3}downloaded (\d+\.\d) KiB instead of .* saved\)$/.exec(line))
@@ -196,6 +250,37 @@ describe('cairn demo', () => {
     // Every version published is in the transparency log: root 1, and targets and snapshot 1 and 2.
     const checkpoint = await readFile(join(dir, 'repository', 'log', 'checkpoint'), 'utf8');
     expect(checkpoint.split('\n').slice(0, 2)).toEqual(['demo.cairn.invalid/log', '5']);
+    // The monitor kept the checkpoint it verified, and no alert: the lying mirror's was not saved.
+    const kept = await readFile(join(dir, 'monitor', 'checkpoint'), 'utf8');
+    expect(kept.split('\n').slice(0, 3)).toEqual(checkpoint.split('\n').slice(0, 3));
+    expect(JSON.parse(await readFile(join(dir, 'monitor', 'monitor.json'), 'utf8'))).toEqual({
+      verifiedSize: 5,
+      alerts: [],
+    });
+    // The lying mirror serves the repository's own release again.
+    for (const file of ['timestamp.json', '2.snapshot.json', '2.targets.json']) {
+      expect(await readFile(join(dir, 'attack', 'mirror-x', 'metadata', file))).toEqual(
+        await readFile(join(dir, 'repository', 'metadata', file)),
+      );
+    }
+    expect(await readdir(join(dir, 'attack', 'mirror-x', 'metadata'))).not.toContain(
+      '3.targets.json',
+    );
+    // The audit report lists the two releases and root v1, each at its log index, no anomaly.
+    const report = JSON.parse(await readFile(join(audit, 'audit.json'), 'utf8')) as AuditJson;
+    expect(report.releases.map((r) => [r.role, r.version, r.log.index, r.status])).toEqual([
+      ['targets', 1, 1, 'verified'],
+      ['targets', 2, 3, 'verified'],
+    ]);
+    expect(report.releases.map((r) => r.signers.map((k) => k.name))).toEqual([
+      ['alice', 'bob'],
+      ['alice', 'bob'],
+    ]);
+    expect(report.keyChanges.map((k) => [k.version, k.log.index])).toEqual([[1, 0]]);
+    expect(report.anomalies).toEqual([]);
+    expect(report.log.checkpoint.size).toBe(5);
+    expect((await readdir(audit)).sort()).toEqual(['audit.html', 'audit.json', 'audit.md']);
+    expect(await readFile(join(audit, 'audit.html'), 'utf8')).toMatch(/^<!DOCTYPE html>/i);
     expect((await readdir(join(dir, 'keys'))).sort()).toEqual(
       [
         'README.txt',
@@ -207,7 +292,7 @@ describe('cairn demo', () => {
     );
   });
 
-  it('run again in the same directory: reuses the repository and its keys, publishes release 3, updates by delta', async () => {
+  it('run again in the same directory: reuses the repository and its keys, publishes release 3, updates by delta, the monitor extends its checkpoint', async () => {
     const first = await demo();
     expect(first.code).toBe(0);
     const dir = join(work, '.cairn-demo');
@@ -226,9 +311,20 @@ describe('cairn demo', () => {
       /^ {3}✔ metadata verified from the trusted root: timestamp v3, snapshot v3, targets v3 /,
       /^ {3}main\.cvd {3}delta: \d+\.\d KiB instead of 4\.0 MiB$/,
       /^ {3}downloaded \d+\.\d KiB instead of 4\.\d MiB \(9\d% saved\)$/,
-      '5. Attack: a mirror serves a tampered file',
-      "6. Attack: a thief with alice's key publishes a release alone",
+      '5. The monitor: anyone can check the log and the mirrors, from public data',
+      '   ✔ monitor: log of 7 entries consistent on both mirrors, every release logged and approved by 2 publishers',
+      `   ✔ the log extends the checkpoint of 5 entries kept in ${join(dir, 'monitor')} by the last check; 2 new entries verified`,
+      '6. Attack: a mirror serves a tampered file',
+      "7. Attack: a thief with alice's key publishes a release alone",
       /^ {3}✔ refused: THRESHOLD — /,
+      "8. Attack: a thief with both publishers' keys writes a release straight into a mirror, past the log",
+      '   ✔ refused: NOT_IN_LOG — targets v4 is not in the transparency log demo.cairn.invalid/log: mirror-x: not among the entries of its checkpoint of size 7',
+      '   ✔ monitor: UNLOGGED_RELEASE — mirror-x: its timestamp v4 names snapshot v4, which is not in the log',
+      '   ✔ monitor: no alert on mirror-a and mirror-b',
+      '   ✔ mirror-x restored from the repository: the monitor finds no alert on it',
+      '9. The audit report: every release and key change, with its evidence',
+      `   ✔ audit of ${TODAY()} through mirror-a: 3 releases, 1 key change, no anomalies`,
+      '   each with its files, signers, log index and inclusion proof against the checkpoint of 7 entries',
       /^✔ done in /,
     ]);
     expect(await installedHashes(dir)).toEqual(await publishedHashes(dir, 3));
@@ -258,6 +354,33 @@ describe('cairn demo', () => {
       expect(shown).toContain(
         `--mirror mirror-a=${urls['mirror-a']} --mirror mirror-b=${urls['mirror-b']}`,
       );
+      // The monitor and audit commands shown work as printed: the monitor extends the demo's
+      // checkpoint without alert, the audit writes the demo's report again, byte for byte.
+      const root = '.cairn-demo/repository/metadata/1.root.json';
+      const monitorArgs = shownArgs(shown, 'monitor');
+      expect(monitorArgs).toEqual([
+        ...['--mirror', urls['mirror-a'], '--mirror', urls['mirror-b']],
+        ...['--root', root, '--state', '.cairn-demo/monitor', '--min-approvals', '2'],
+      ]);
+      const monitored = await runBuilt(cairn, ['monitor', ...monitorArgs], { cwd: work });
+      expect(monitored.code).toBe(0);
+      expect(monitored.stdout.endsWith('\n✔ no alerts\n')).toBe(true);
+      const auditArgs = shownArgs(shown, 'audit');
+      expect(auditArgs).toEqual([
+        ...['--mirror', urls['mirror-a'], '--root', root],
+        ...['--from', TODAY(), '--to', TODAY(), '--out', '.cairn-demo/audit'],
+      ]);
+      const audit = join(work, '.cairn-demo', 'audit');
+      const before = await Promise.all(
+        ['audit.html', 'audit.md', 'audit.json'].map((f) => readFile(join(audit, f))),
+      );
+      const audited = await runBuilt(cairn, ['audit', ...auditArgs], { cwd: work });
+      expect(audited.code).toBe(0);
+      expect(
+        await Promise.all(
+          ['audit.html', 'audit.md', 'audit.json'].map((f) => readFile(join(audit, f))),
+        ),
+      ).toEqual(before);
 
       const stopAsked = performance.now();
       expect(await running.stop('SIGINT')).toEqual({ code: 0, signal: null });
