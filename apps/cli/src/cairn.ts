@@ -119,6 +119,10 @@ export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
     summary: 'write the evidence of a time window for auditors: HTML, Markdown and JSON',
     run: async (args, io) => (await import('./audit-command.js')).runAudit(args, io),
   },
+  witness: {
+    summary: 'run a transparency-log witness: cosign checkpoints that extend what it saw',
+    run: async (args, io) => (await import('./witness-command.js')).runWitness(args, io),
+  },
   help: {
     summary: 'show this help',
     run: (_args, io) => {

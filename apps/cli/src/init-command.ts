@@ -15,6 +15,7 @@ import { OriginError, isOriginError } from '@cairn/origin/errors';
 import { readPublicKey } from '@cairn/origin/key-file';
 import { RootChain } from '@cairn/origin/repository';
 import { logConfigFor } from '@cairn/origin/transparency-log';
+import { witnessVerifier } from '@cairn/tlog/witness';
 import type { Ed25519Signer } from '@cairn/verify/signer';
 import { withHint, type CliIo } from './cli-io.js';
 import {
@@ -22,6 +23,7 @@ import {
   hinted,
   parseCommand,
   printJson,
+  integerFlag,
   printUsage,
   processDeps,
   usageError,
@@ -48,7 +50,7 @@ import {
 const INIT: Usage = {
   command: 'cairn init',
   synopsis:
-    'cairn init [--config FILE] (--root-keys DIR | --root-key FILE ...) --publisher [NAME=]PUBFILE ... [--json]',
+    'cairn init [--config FILE] (--root-keys DIR | --root-key FILE ...) --publisher [NAME=]PUBFILE ... [--witness VKEY ... [--witness-threshold N]] [--json]',
   details: [
     "Creates the repository in the configured store: root version 1 with the configuration's",
     'thresholds and expiry, the publishers given, new snapshot and timestamp keys at the',
@@ -63,6 +65,10 @@ const INIT: Usage = {
     "  --publisher [NAME=]PUBFILE  a publisher's public key file and name (repeat the flag; at",
     '                          least policy.thresholds.targets of them). NAME is 1 to 64 of',
     '                          A-Z a-z 0-9 . _ -, unique; default: the file name without .pub and .key',
+    "  --witness VKEY          a log witness's verifier key (cairn witness keygen printed it), declared",
+    '                          in root version 1 (repeat the flag)',
+    '  --witness-threshold N   how many of them must cosign a checkpoint for clients to accept it',
+    '                          (default 0); the origin needs their URLs in log.witnesses',
     JSON_OPTION,
     '',
     `Root key files are encrypted under $${ENV.rootPassphrase}, online and log ones under $${ENV.onlinePassphrase}.`,
@@ -129,11 +135,22 @@ export async function runInit(
       'root-keys': { type: 'string' },
       'root-key': { type: 'string', multiple: true },
       publisher: { type: 'string', multiple: true },
+      witness: { type: 'string', multiple: true },
+      'witness-threshold': { type: 'string' },
       json: { type: 'boolean' },
     },
     0,
   );
   if (values.help === true) return printUsage(io, INIT);
+  const witnesses = await witnessKeys(values.witness ?? []);
+  const witnessThreshold =
+    integerFlag(INIT, values['witness-threshold'], '--witness-threshold', 0) ?? 0;
+  if (witnessThreshold > witnesses.length) {
+    throw usageError(
+      INIT,
+      `--witness-threshold ${String(witnessThreshold)} is more than the ${String(witnesses.length)} --witness keys given`,
+    );
+  }
   const rootKeyFiles = values['root-key'] ?? [];
   const rootKeysDir = values['root-keys'];
   if ((rootKeysDir === undefined) === (rootKeyFiles.length === 0)) {
@@ -247,7 +264,7 @@ export async function runInit(
   const timestamp = await onlineKey(config.keys.timestamp, onlineSecret);
   const logKey = await onlineKey(config.keys.log, onlineSecret);
   const logName = config.log.name ?? defaultLogName(logKey.ref.keyid);
-  const log = await logConfigFor(logKey.signer, logName);
+  const log = { ...(await logConfigFor(logKey.signer, logName)), witnesses, witnessThreshold };
 
   const root = await initRepository(store, {
     rootSigners,
@@ -258,7 +275,7 @@ export async function runInit(
     timestampKey: timestamp.key,
     rootExpiry: policy.expiry.root,
     now: deps.now(),
-    log: { name: logName, key: logKey.signer },
+    log: { name: logName, key: logKey.signer, witnesses, witnessThreshold },
   }).catch((error: unknown) => {
     throw isOriginError(error, 'REPOSITORY_STATE') ? withInitHint(error) : error;
   });
@@ -272,7 +289,7 @@ export async function runInit(
       publishers: publishers.map((p) => ({ keyid: p.keyid, name: p.name })),
       snapshot: snapshot.ref.keyid,
       timestamp: timestamp.ref.keyid,
-      log: { name: logName, key: log.key },
+      log: { name: logName, key: log.key, witnesses, witnessThreshold },
     },
   });
 
@@ -288,6 +305,9 @@ export async function runInit(
     snapshot: snapshot.ref,
     timestamp: timestamp.ref,
     log: { name: logName, key: log.key, ...logKey.ref },
+    ...(witnesses.length > 0
+      ? { witnesses: { threshold: witnessThreshold, keys: witnesses } }
+      : {}),
   };
   if (values.json === true) {
     printJson(io, report);
@@ -308,10 +328,30 @@ export async function runInit(
   io.stdout(keyLine(report.timestamp));
   io.stdout(`transparency log ${report.log.name} (root version 1 is its first entry), key:`);
   io.stdout(keyLine(report.log));
+  if (witnesses.length > 0) {
+    io.stdout(`log witnesses (threshold ${String(witnessThreshold)}):`);
+    for (const w of witnesses) io.stdout(`  ${w}`);
+  }
   io.stdout(
     `next: keep the root key files offline, then start the origin: cairn serve${values.config === undefined ? '' : ` --config ${values.config}`}`,
   );
   return 0;
+}
+
+/** The --witness keys, each a cosignature/v1 verifier key, none twice. */
+async function witnessKeys(keys: readonly string[]): Promise<string[]> {
+  for (const key of keys) {
+    try {
+      await witnessVerifier(key);
+    } catch (error) {
+      throw usageError(
+        INIT,
+        `--witness: ${error instanceof Error ? error.message : String(error)}: ${JSON.stringify(key)}`,
+      );
+    }
+  }
+  if (new Set(keys).size !== keys.length) throw usageError(INIT, '--witness: a key is given twice');
+  return [...keys];
 }
 
 function withInitHint(error: OriginError): OriginError {

@@ -123,7 +123,13 @@ export async function initRepository(
     return ref.keyid;
   };
   const log =
-    options.log === undefined ? undefined : await logConfigFor(options.log.key, options.log.name);
+    options.log === undefined
+      ? undefined
+      : {
+          ...(await logConfigFor(options.log.key, options.log.name)),
+          witnesses: options.log.witnesses ?? [],
+          witnessThreshold: options.log.witnessThreshold ?? 0,
+        };
   const root = new Root({
     specVersion: SPEC_VERSION,
     version: 1,

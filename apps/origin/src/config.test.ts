@@ -210,6 +210,56 @@ describe('resolveConfig', () => {
       }
     });
 
+    it('reads log.witnesses and log.witnessThreshold, and checks them', () => {
+      const key = 'witness.example/w1+01234567+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+      const other = 'witness.example/w2+89abcdef+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+      expect(
+        resolveWith({
+          log: {
+            witnesses: [
+              { url: 'https://w1.example/', key },
+              { url: 'http://127.0.0.1:9000', key: other },
+            ],
+            witnessThreshold: 1,
+          },
+        }).log,
+      ).toEqual({
+        witnesses: [
+          { url: 'https://w1.example/', key },
+          { url: 'http://127.0.0.1:9000', key: other },
+        ],
+        witnessThreshold: 1,
+      });
+      for (const [log, message] of [
+        [{ witnesses: {} }, 'log.witnesses: expected an array, received an object'],
+        [{ witnesses: [{ key }] }, 'log.witnesses[0].url: is required'],
+        [{ witnesses: [{ url: 'ftp://x', key }] }, 'log.witnesses[0].url:'],
+        [
+          { witnesses: [{ url: 'https://w', key: 'nope' }] },
+          'log.witnesses[0].key: expected a witness verifier key',
+        ],
+        [
+          { witnesses: [{ url: 'https://w', key, extra: 1 }] },
+          'log.witnesses[0].extra: unknown field',
+        ],
+        [
+          {
+            witnesses: [
+              { url: 'https://a', key },
+              { url: 'https://b', key },
+            ],
+          },
+          'log.witnesses: names one witness key twice',
+        ],
+        [
+          { witnesses: [{ url: 'https://a', key }], witnessThreshold: 2 },
+          'log.witnessThreshold: expected an integer from 0 to 1, received number 2',
+        ],
+      ] as const) {
+        expect(configError(() => resolveWith({ log }))).toContain(message);
+      }
+    });
+
     it('takes port 0 and refuses ports that are not one', () => {
       expect(resolveWith(undefined, { CAIRN_LISTEN_PORT: '0' }).listen.port).toBe(0);
       for (const port of ['65536', '-1', '80a', '1e3', ' 80']) {

@@ -64,6 +64,16 @@ export interface LogSettings {
    * one from the log key (see defaultLogName).
    */
   readonly name?: string | undefined;
+  /**
+   * Witnesses asked to cosign each new checkpoint (C2SP tlog-witness): each a submission URL
+   * and its cosignature/v1 verifier key. Absent: none.
+   */
+  readonly witnesses?: readonly { readonly url: string; readonly key: string }[] | undefined;
+  /**
+   * How many of them must cosign before a checkpoint is published (default 0: each is asked,
+   * failures are warnings). The root's own witness_threshold is required on top.
+   */
+  readonly witnessThreshold?: number | undefined;
 }
 
 /** Durations are in milliseconds. */
@@ -244,6 +254,15 @@ class Section {
     return parseDuration(value === undefined ? fallback : value, this.at(name));
   }
 
+  /** The sections of an array of objects, each checked for unknown fields; [] when absent. */
+  sections(name: string, fields: readonly string[]): Section[] {
+    const value = this.#values[name];
+    if (value === undefined) return [];
+    if (!Array.isArray(value))
+      fail(this.at(name), `expected an array, received ${received(value)}`);
+    return value.map((item, i) => new Section(item, `${this.at(name)}[${String(i)}]`, fields));
+  }
+
   has(name: string): boolean {
     return this.#values[name] !== undefined;
   }
@@ -364,8 +383,24 @@ export function resolveConfig(fileJson: unknown, options: ResolveOptions): Origi
     timestamp: keyPath('timestamp', 'CAIRN_TIMESTAMP_KEY', DEFAULTS.timestampKey),
     log: keyPath('log', 'CAIRN_LOG_KEY', DEFAULTS.logKey),
   };
-  const logSection = root.section('log', ['name']);
+  const logSection = root.section('log', ['name', 'witnesses', 'witnessThreshold']);
   const fileLogName = logSection.optionalText('name');
+  const witnesses = logSection.sections('witnesses', ['url', 'key']).map((w) => {
+    const url = w.url('url');
+    if (url === undefined) fail(w.at('url'), 'is required');
+    const key = w.text('key', undefined);
+    if (!WITNESS_KEY.test(key)) {
+      fail(
+        w.at('key'),
+        `expected a witness verifier key like "witness.example/w1+1a2b3c4d+BF…" (what cairn witness keygen printed), received ${received(key)}`,
+      );
+    }
+    return { url, key };
+  });
+  if (new Set(witnesses.map((w) => w.key)).size !== witnesses.length) {
+    fail(logSection.at('witnesses'), 'names one witness key twice');
+  }
+  const witnessThreshold = logSection.integer('witnessThreshold', 0, 0, witnesses.length);
   if (fileLogName !== undefined) checkLogName(fileLogName, logSection.at('name'));
   const envLogName = env('CAIRN_LOG_NAME');
   if (envLogName !== undefined) checkLogName(envLogName, 'CAIRN_LOG_NAME');
@@ -389,7 +424,11 @@ export function resolveConfig(fileJson: unknown, options: ResolveOptions): Origi
     listen,
     storage,
     keys,
-    log: logName === undefined ? {} : { name: logName },
+    log: {
+      ...(logName === undefined ? {} : { name: logName }),
+      ...(witnesses.length === 0 ? {} : { witnesses }),
+      ...(witnessThreshold === 0 ? {} : { witnessThreshold }),
+    },
     policy,
     auth: { windowSeconds: auth.integer('windowSeconds', DEFAULTS.windowSeconds, 1) },
     schedule: {
@@ -412,6 +451,9 @@ function checkLogName(name: string, where: string): void {
     );
   }
 }
+
+/** A C2SP verifier key: name+8 hex+base64; the key itself is checked when the origin starts. */
+const WITNESS_KEY = /^[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*$/;
 
 /** The log name `cairn init` uses when the configuration gives none: unique to the log key. */
 export function defaultLogName(logKeyId: string): string {

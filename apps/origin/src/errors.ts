@@ -49,6 +49,8 @@ export type OriginErrorCode =
   // 503
   /** Object storage did not answer or failed; nothing was half-written. Retry. */
   | 'STORAGE_UNAVAILABLE'
+  /** Fewer log witnesses than the threshold cosigned the new checkpoint; nothing was published. Retry. */
+  | 'WITNESS_UNAVAILABLE'
   // Local (CLI, start-up), never sent over HTTP.
   /** The configuration file or environment is wrong. */
   | 'CONFIG_INVALID'
@@ -103,6 +105,7 @@ export const HTTP_STATUS: Readonly<Record<OriginErrorCode, number>> = {
   CONFLICT: 409,
   TOO_LARGE: 413,
   STORAGE_UNAVAILABLE: 503,
+  WITNESS_UNAVAILABLE: 503,
   CONFIG_INVALID: 500,
   KEY_FILE_INVALID: 500,
   BAD_PASSPHRASE: 500,

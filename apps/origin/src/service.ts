@@ -31,7 +31,7 @@ import { readHead, readPendingRoot, RootChain } from './repository.js';
 import { NonceStore, verifyRequest } from './request-auth.js';
 import { listAll } from './store-io.js';
 import { PUBLICATIONS_PREFIX } from './layout.js';
-import { TransparencyLog } from './transparency-log.js';
+import { TransparencyLog, type WitnessSettings } from './transparency-log.js';
 
 export interface OriginServiceOptions {
   readonly store: BlobStore;
@@ -45,6 +45,8 @@ export interface OriginServiceOptions {
    * (`x-cairn-log`): publications are refused without it. Unused when it declares none.
    */
   readonly logKey?: Ed25519Signer | undefined;
+  /** Witnesses that cosign each new checkpoint (`log.witnesses`, `log.witnessThreshold`). */
+  readonly witnesses?: Omit<WitnessSettings, 'logger'> | undefined;
   readonly onStep?: ((step: PublicationStep, snapshotVersion: number) => void) | undefined;
 }
 
@@ -102,7 +104,13 @@ export class OriginService {
       roots: new RootChain(options.store),
       online: options.online,
       policy: options.policy,
-      log: new TransparencyLog(options.store, options.logKey, now),
+      log: new TransparencyLog(options.store, options.logKey, now, {
+        witnesses: options.witnesses?.witnesses ?? [],
+        threshold: options.witnesses?.threshold ?? 0,
+        timeoutMs: options.witnesses?.timeoutMs,
+        fetch: options.witnesses?.fetch,
+        logger: this.logger.child({ component: 'witness' }),
+      }),
       now,
       onStep: options.onStep,
     };

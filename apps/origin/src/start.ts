@@ -70,6 +70,10 @@ export async function startOrigin(
     authWindowMs: config.auth.windowSeconds * 1000,
     logger,
     logKey,
+    witnesses: {
+      witnesses: config.log.witnesses ?? [],
+      threshold: config.log.witnessThreshold ?? 0,
+    },
     onStep: crashHook(env),
   });
   logger.info('starting', { config: describeConfig(config) });

@@ -15,6 +15,14 @@
  */
 import type { BlobStore } from '@cairn/storage/blob-store';
 import { parseCheckpoint } from '@cairn/tlog/checkpoint';
+import { consistencyProofFromTiles, tilePath } from '@cairn/tlog/tiles';
+import {
+  formatAddCheckpointRequest,
+  openCosignatureLines,
+  parseTreeSize,
+  TREE_SIZE_CONTENT_TYPE,
+  witnessVerifier,
+} from '@cairn/tlog/witness';
 import { encodeEntry, metadataEntry } from '@cairn/tlog/entry';
 import { isTlogError } from '@cairn/tlog/errors';
 import {
@@ -30,6 +38,8 @@ import {
   createEd25519Signer,
   formatVerifierKey,
   parseNote,
+  signNote,
+  type NoteSignature,
   type NoteSigner,
 } from '@cairn/tlog/note';
 import { fromHex } from '@cairn/verify/encoding';
@@ -37,6 +47,7 @@ import { Key } from '@cairn/verify/keys';
 import type { Root } from '@cairn/verify/metadata';
 import type { Ed25519Signer } from '@cairn/verify/signer';
 import { OriginError } from './errors.js';
+import type { Logger } from './log.js';
 import { LOG_CHECKPOINT_KEY, LOG_LOCK_KEY, LOG_PREFIX } from './layout.js';
 import { readBytes, storage } from './store-io.js';
 import { useNodeSha256 } from '@cairn/tlog/node-hash';
@@ -58,6 +69,9 @@ export interface LoggedFile {
 export interface LogKey {
   readonly name: string;
   readonly key: Ed25519Signer;
+  /** Witnesses the root declares (cosignature/v1 verifier keys) and how many must cosign. */
+  readonly witnesses?: readonly string[] | undefined;
+  readonly witnessThreshold?: number | undefined;
 }
 
 /** The public half of a log key: a signer, or a key read from a `.pub` file. */
@@ -136,18 +150,177 @@ function logFailure(error: unknown, what: string): unknown {
   return new OriginError('INTEGRITY', `${what}: ${error.message}`, { cause: error });
 }
 
+/** A witness the origin asks to cosign each new checkpoint (C2SP tlog-witness). */
+export interface WitnessEndpoint {
+  /** The witness's submission prefix: requests go to `<url>/add-checkpoint`. */
+  readonly url: string;
+  /** The witness's cosignature/v1 verifier key. */
+  readonly key: string;
+}
+
+export interface WitnessSettings {
+  readonly witnesses: readonly WitnessEndpoint[];
+  /**
+   * How many of them must cosign before a checkpoint is written. The root's own
+   * `witness_threshold` over the witnesses it declares is always required as well.
+   */
+  readonly threshold: number;
+  /** Per witness request. Default 10 s. */
+  readonly timeoutMs?: number | undefined;
+  /** Warnings (a witness below the threshold that did not cosign). */
+  readonly logger?: Logger | undefined;
+  readonly fetch?: typeof fetch | undefined;
+}
+
+/** A witness has this long to answer one add-checkpoint: publication waits for it. */
+const DEFAULT_WITNESS_TIMEOUT_MS = 10_000;
+/** A witness answers with a few signature lines; more than a note's worth is not an answer. */
+const MAX_WITNESS_RESPONSE_BYTES = 64 * 1024;
+/** The most of a refusal's body quoted in an error or warning. */
+const MAX_QUOTED_BODY = 200;
+
+/** The body as text, refusing one longer than `limit` bytes without reading past it. */
+async function boundedText(response: Response, limit: number): Promise<string> {
+  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
+  if (reader === undefined) return '';
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new Error(`the answer is longer than ${String(limit)} bytes`);
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+/**
+ * One witness's cosignatures over `body` (the checkpoint body; `note` the same signed by the
+ * log). `old` starts at the writer's old size; a 409 naming another size is retried once with
+ * a proof from that size, built from the new tree's tiles (already in the store).
+ */
+async function askWitness(
+  witness: WitnessEndpoint,
+  body: string,
+  note: string,
+  oldSize: number,
+  readTile: (level: number, index: number, width: number) => Promise<Uint8Array>,
+  settings: WitnessSettings,
+): Promise<readonly NoteSignature[]> {
+  const verifier = await witnessVerifier(witness.key);
+  const newSize = parseCheckpoint(body).size;
+  const doFetch = settings.fetch ?? fetch;
+  const url = `${witness.url.replace(/\/+$/, '')}/add-checkpoint`;
+  let old = oldSize;
+  for (let attempt = 0; ; attempt++) {
+    const proof = old === 0 ? [] : await consistencyProofFromTiles(old, newSize, readTile);
+    const response = await doFetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      body: formatAddCheckpointRequest({ oldSize: old, proof, checkpoint: note }),
+      signal: AbortSignal.timeout(settings.timeoutMs ?? DEFAULT_WITNESS_TIMEOUT_MS),
+    });
+    const text = await boundedText(response, MAX_WITNESS_RESPONSE_BYTES);
+    if (response.status === 200) return openCosignatureLines(body, text, verifier);
+    const type = response.headers.get('content-type') ?? '';
+    if (response.status === 409 && type.startsWith(TREE_SIZE_CONTENT_TYPE) && attempt === 0) {
+      const size = parseTreeSize(text);
+      // The witness knows another size of this log: prove from there, once. A size beyond
+      // ours means it cosigned a tree this checkpoint does not extend.
+      if (size !== old && size <= newSize) {
+        old = size;
+        continue;
+      }
+    }
+    throw new Error(
+      `witness ${verifier.name} answered ${String(response.status)} for size ${String(newSize)} from old ${String(old)}: ${text.slice(0, MAX_QUOTED_BODY).trim()}`,
+    );
+  }
+}
+
+/** One line for a failed witness request; fetch's own message ("fetch failed") hides the cause. */
+function describeFailure(reason: unknown): string {
+  if (!(reason instanceof Error)) return String(reason);
+  const cause = reason.cause instanceof Error ? ` (${reason.cause.message})` : '';
+  return `${reason.message}${cause}`;
+}
+
+/**
+ * The LogWriter hook that collects witness cosignatures: every configured witness is asked in
+ * parallel; fewer than the configured threshold (or than the root's own threshold over the
+ * witnesses it declares) fails the append with WITNESS_UNAVAILABLE before the checkpoint is
+ * written, so nothing is published that clients requiring the quorum would refuse.
+ */
+function witnessCosigner(
+  store: BlobStore,
+  signer: NoteSigner,
+  config: LogConfig,
+  settings: WitnessSettings,
+): (body: string, oldSize: number) => Promise<readonly NoteSignature[]> {
+  const readTile = async (level: number, index: number, width: number): Promise<Uint8Array> => {
+    const key = `${LOG_PREFIX}${tilePath({ level, index, width })}`;
+    const found = await readBytes(store, key);
+    if (found === undefined) throw new OriginError('INTEGRITY', `the log has no ${key}`);
+    return found.bytes;
+  };
+  return async (body, oldSize) => {
+    // ed25519 is deterministic: this is the very signature the writer puts on the checkpoint.
+    const note = await signNote(body, [signer]);
+    const results = await Promise.allSettled(
+      settings.witnesses.map((w) => askWitness(w, body, note, oldSize, readTile, settings)),
+    );
+    const cosignatures: NoteSignature[] = [];
+    const failures: string[] = [];
+    let declared = 0;
+    for (const [i, result] of results.entries()) {
+      const witness = settings.witnesses[i] as WitnessEndpoint;
+      if (result.status === 'fulfilled') {
+        cosignatures.push(...result.value);
+        if (config.witnesses.includes(witness.key)) declared++;
+      } else {
+        failures.push(`${witness.url}: ${describeFailure(result.reason)}`);
+      }
+    }
+    const cosigned = results.filter((r) => r.status === 'fulfilled').length;
+    if (cosigned < settings.threshold || declared < config.witnessThreshold) {
+      throw new OriginError(
+        'WITNESS_UNAVAILABLE',
+        `${String(cosigned)} of ${String(settings.witnesses.length)} witnesses cosigned the log's checkpoint (${String(declared)} the root declares), ${String(Math.max(settings.threshold, config.witnessThreshold))} required: ${failures.join('; ')}`,
+      );
+    }
+    for (const failure of failures) {
+      settings.logger?.warn('witness did not cosign', { witness: failure });
+    }
+    return cosignatures;
+  };
+}
+
 export class TransparencyLog {
   readonly #store: BlobStore;
   readonly #key: Ed25519Signer | undefined;
   readonly #now: () => Date;
-  /** One writer per declared log key (a root rotation could name another). */
+  readonly #witnesses: WitnessSettings | undefined;
+  /** One writer per declared log (a root rotation could name another key or witnesses). */
   readonly #writers = new Map<string, Promise<LogWriter>>();
 
-  /** `key`: the log's private key; undefined on an origin whose roots declare no log. */
-  constructor(store: BlobStore, key?: Ed25519Signer, now: () => Date = () => new Date()) {
+  /**
+   * `key`: the log's private key; undefined on an origin whose roots declare no log.
+   * `witnesses`: who cosigns each new checkpoint (`log.witnesses` in the configuration).
+   */
+  constructor(
+    store: BlobStore,
+    key?: Ed25519Signer,
+    now: () => Date = () => new Date(),
+    witnesses?: WitnessSettings,
+  ) {
     this.#store = store;
     this.#key = key;
     this.#now = now;
+    this.#witnesses = witnesses;
   }
 
   /**
@@ -158,11 +331,12 @@ export class TransparencyLog {
   async writerFor(root: Root): Promise<LogWriter | undefined> {
     const config = declaredLog(root);
     if (config === undefined) return undefined;
-    let writer = this.#writers.get(config.key);
+    const id = JSON.stringify(logConfigField(config));
+    let writer = this.#writers.get(id);
     if (writer === undefined) {
       writer = this.#openWriter(config);
-      this.#writers.set(config.key, writer);
-      void writer.catch(() => this.#writers.delete(config.key));
+      this.#writers.set(id, writer);
+      void writer.catch(() => this.#writers.delete(id));
     }
     return writer;
   }
@@ -182,12 +356,27 @@ export class TransparencyLog {
         `the root declares the log key ${config.key}, but the configured log key is ${ours.key}: configure keys.log with the key cairn init made for this repository`,
       );
     }
+    const signer = await logSignerFor(key, config.origin);
+    // Without settings (cairn init's first entry) nothing is cosigned; a service always has them.
+    const witnesses = this.#witnesses ?? { witnesses: [], threshold: 0 };
+    if (this.#witnesses !== undefined) {
+      const configured = witnesses.witnesses.filter((w) => config.witnesses.includes(w.key));
+      if (configured.length < config.witnessThreshold) {
+        throw new OriginError(
+          'CONFIG_INVALID',
+          `the root requires cosignatures from ${String(config.witnessThreshold)} of the witnesses it declares, but log.witnesses configures ${String(configured.length)} of them: add their URLs and keys to log.witnesses`,
+        );
+      }
+    }
     return new LogWriter({
       store: this.#store,
-      signer: await logSignerFor(key, config.origin),
+      signer,
       prefix: LOG_PREFIX,
       lockKey: LOG_LOCK_KEY,
       now: this.#now,
+      ...(witnesses.witnesses.length > 0
+        ? { cosign: witnessCosigner(this.#store, signer, config, witnesses) }
+        : {}),
     });
   }
 
