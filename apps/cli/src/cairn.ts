@@ -60,7 +60,7 @@ const update = () => import('./update-commands.js');
 export const COMMANDS: Readonly<Record<string, CairnCommand>> = {
   demo: {
     summary:
-      'the whole network on this machine: origin, two mirrors, two co-signed releases, updates',
+      'the whole network on this machine: origin, mirrors, co-signed releases, updates, the log, its monitor and an audit',
     run: runDemo,
   },
   init: {

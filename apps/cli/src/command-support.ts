@@ -212,6 +212,8 @@ export function commonHint(code: string): string | undefined {
       return '`cairn status` names the current draft';
     case 'INTEGRITY':
       return 'the stored repository fails verification: stop publishing and check the store';
+    case 'WITNESS_UNAVAILABLE':
+      return "too few of the log's witnesses cosigned; nothing was published: check log.witnesses and that they are running (cairn witness serve), the origin retries";
     default:
       return undefined;
   }
