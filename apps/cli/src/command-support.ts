@@ -219,6 +219,19 @@ export function commonHint(code: string): string | undefined {
   }
 }
 
+/** Resolves with the first SIGTERM or SIGINT, then stops listening: a server's clean stop. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (received: NodeJS.Signals) => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve(received);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
 const UNITS = ['KiB', 'MiB', 'GiB', 'TiB'] as const;
 
 /** 0 B, 999 B, 1.0 KiB, 13.7 MiB: binary units, one decimal. */

@@ -49,7 +49,7 @@ import {
 } from './audit-command.js';
 import { anomalyText, plural } from './audit-report.js';
 import { UsageError, type CliIo } from './cli-io.js';
-import { formatBytes } from './command-support.js';
+import { formatBytes, untilSignal } from './command-support.js';
 import { readHistory } from './log-history.js';
 import {
   alertLine,
@@ -1137,18 +1137,6 @@ async function attackUnloggedRelease(
 
 // ---------------------------------------------------------------------------------------------
 // Waiting
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((done) => {
-    const stop = (received: NodeJS.Signals) => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      done(received);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
-}
 
 /** How to run this very `cairn`: `cairn` when installed, else `node path/to/main.js`. */
 function cairnCommand(): string {

@@ -32,6 +32,7 @@ import {
   type Environment,
   type Terminal,
   type Usage,
+  untilSignal,
 } from './command-support.js';
 import { progressBar, redrawLine, REDRAW_MS } from './progress.js';
 
@@ -242,18 +243,6 @@ function printEdgeFailure(io: CliIo, error: EdgeError): void {
 
 function jsonLog(io: CliIo, now: () => Date): EdgeLog {
   return (entry) => io.stderr(JSON.stringify({ time: now().toISOString(), ...entry }));
-}
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const stop = (received: NodeJS.Signals) => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve(received);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

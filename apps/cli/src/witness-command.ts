@@ -36,6 +36,7 @@ import {
   printUsage,
   usageError,
   type Usage,
+  untilSignal,
 } from './command-support.js';
 
 export const USAGE: Usage = {
@@ -288,18 +289,6 @@ export async function startWitnessServer(
 
 // ---------------------------------------------------------------------------------------------
 // The command
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((done) => {
-    const stop = (received: NodeJS.Signals) => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      done(received);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
-}
 
 export interface WitnessCommandDeps {
   /** Resolves when `serve` should stop. Default: SIGTERM or SIGINT. */
