@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError, type CliIo } from './cli-io.js';
 import type { CommandDeps } from './command-support.js';
+import { formatCheckpoint } from '@cairn/tlog/checkpoint';
+import { createEd25519Signer, signNote } from '@cairn/tlog/note';
 import {
+  AuditError,
   EXIT_FAILED,
   EXIT_USAGE,
   ReadProgress,
@@ -14,6 +17,7 @@ import {
   parseAuditDate,
   parseFormats,
   parseWindow,
+  readCheckpointFile,
   runAudit,
   writeFileAtomic,
 } from './audit-command.js';
@@ -396,6 +400,96 @@ describe('auditReport', () => {
   });
 });
 
+/** A checkpoint note signed by a throwaway log key: its form is right, its key unknown. */
+async function signedCheckpoint(size: number): Promise<string> {
+  const signer = await createEd25519Signer('example.com/log', new Uint8Array(32).fill(7));
+  const body = formatCheckpoint({
+    origin: 'example.com/log',
+    size,
+    rootHash: new Uint8Array(32).fill(1),
+    extensions: [],
+  });
+  return signNote(body, [signer]);
+}
+
+describe('readCheckpointFile', () => {
+  const hint =
+    "  hint: give a signed checkpoint note: an earlier report's checkpoint.txt, or the checkpoint file of cairn monitor --state";
+
+  // Its own directory: writeFileAtomic's test below counts the files in `dir`.
+  let files: string;
+  beforeAll(async () => {
+    files = await mkdtemp(join(tmpdir(), 'cairn-audit-checkpoint-'));
+  });
+  afterAll(async () => {
+    await rm(files, { recursive: true, force: true });
+  });
+
+  it('returns the note as written, byte for byte', async () => {
+    const file = join(files, 'checkpoint.txt');
+    const note = await signedCheckpoint(12);
+    await writeFile(file, note);
+    expect(await readCheckpointFile(file)).toBe(note);
+    expect(note.split('\n').slice(0, 3)).toEqual([
+      'example.com/log',
+      '12',
+      'AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=',
+    ]);
+  });
+
+  it.each([
+    ['missing', undefined, /^--checkpoint .*missing\.txt: ENOENT: no such file or directory/],
+    ['empty', '', /^--checkpoint .*empty\.txt: not a signed checkpoint note \(/],
+    [
+      'unsigned',
+      'example.com/log\n12\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n',
+      /: not a signed checkpoint note \(/,
+    ],
+    ['json', '{"size": 12}\n', /: not a signed checkpoint note \(/],
+    ['latin1', Buffer.from([0x61, 0xff, 0x0a]), /: not a signed checkpoint note \(/],
+    ['huge', 'x'.repeat(64 * 1024 + 1), /: more than 65536 bytes$/],
+  ])('refuses a %s file with BAD_CHECKPOINT', async (name, content, message) => {
+    const file = join(files, `${name}.txt`);
+    if (content !== undefined) await writeFile(file, content);
+    const error = await readCheckpointFile(file).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(AuditError);
+    expect((error as AuditError).code).toBe('BAD_CHECKPOINT');
+    expect((error as AuditError).message).toMatch(message);
+    const io = captured();
+    const args = [
+      '--mirror',
+      'http://m/',
+      '--root',
+      'r',
+      '--from',
+      '2026-11-01',
+      '--to',
+      '2026-11-02',
+    ];
+    expect(await runAudit([...args, '--checkpoint', file], io, deps)).toBe(EXIT_USAGE);
+    expect(io.err[0]).toBe(`✘ BAD_CHECKPOINT: ${(error as AuditError).message}`);
+    expect(io.err[1]).toBe(hint);
+    expect(io.err).toHaveLength(2);
+  });
+
+  it('needs a file name', async () => {
+    const args = [
+      '--mirror',
+      'http://m/',
+      '--root',
+      'r',
+      '--from',
+      '2026-11-01',
+      '--to',
+      '2026-11-02',
+    ];
+    await expect(runAudit([...args, '--checkpoint'], captured(), deps)).rejects.toThrow(UsageError);
+  });
+});
+
 describe('writeFileAtomic', () => {
   it('replaces the file whole and leaves no temporary file', async () => {
     const path = join(dir, 'audit.json');
@@ -431,7 +525,7 @@ describe('runAudit', () => {
     const io = captured();
     expect(await runAudit(['--help'], io, deps)).toBe(0);
     expect(io.out[0]?.split('\n').slice(0, 2)).toEqual([
-      'Usage: cairn audit --mirror URL --root FILE --from DATE --to DATE [--out DIR] [--format html,md,json] [--generated-at TIME]',
+      'Usage: cairn audit --mirror URL --root FILE --from DATE --to DATE [--out DIR] [--format html,md,json] [--generated-at TIME] [--checkpoint FILE]',
       '',
     ]);
   });

@@ -7,16 +7,23 @@
  *
  * The same inputs give byte-identical files: nothing in them depends on when the command ran
  * (unless --generated-at says so), and expiry is judged at the window's end, or now if that is
- * earlier. What moves between runs is only the log itself: the checkpoint read is printed, and
- * the proofs are against it.
+ * earlier. What moves between runs is only the log itself: the checkpoint read is printed, the
+ * proofs are against it, and its note is written beside the reports as checkpoint.txt. Given
+ * back with --checkpoint, the next run reads the log at that checkpoint (proven consistent with
+ * the mirror's current one), so the report stays byte for byte the same as the log grows.
  *
  * Exit status: 0 report written, no anomaly; 3 report written, and it lists anomalies; 1 the
- * report could not be made (nothing written); 2 bad usage (BAD_DATE for a date that is not ISO
- * 8601 or a window that ends before it starts).
+ * report could not be made (nothing written; with --checkpoint: CHECKPOINT_INVALID, SPLIT_VIEW,
+ * CHECKPOINT_AHEAD, CONSISTENCY_UNPROVEN); 2 bad usage (BAD_DATE for a date that is not ISO 8601
+ * or a window that ends before it starts; BAD_CHECKPOINT for a --checkpoint file that cannot be
+ * read or is not a signed checkpoint note).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseCheckpoint } from '@cairn/tlog/checkpoint';
+import { isTlogError } from '@cairn/tlog/errors';
+import { parseNote } from '@cairn/tlog/note';
 import { isVerifyError } from '@cairn/verify/errors';
 import { Metadata } from '@cairn/verify/metadata';
 import { failureHint, failureLine, withHint, type CliIo } from './cli-io.js';
@@ -44,8 +51,10 @@ import {
   type AuditReport,
 } from './audit-report.js';
 import {
+  PinnedCheckpointError,
   readHistory,
   type Anomaly,
+  type PinnedCheckpointErrorCode,
   type History,
   type HistoryEntry,
   type Signer,
@@ -62,7 +71,11 @@ export type AuditErrorCode =
   /** --from, --to or --generated-at is not an ISO 8601 day or time, or the window ends before it starts. */
   | 'BAD_DATE'
   /** The mirror did not answer, or answered with a server error. */
-  | 'UNREACHABLE';
+  | 'UNREACHABLE'
+  /** The --checkpoint file cannot be read, or is not a signed checkpoint note. */
+  | 'BAD_CHECKPOINT'
+  /** Why the log could not be read at the --checkpoint given (log-history.ts). */
+  | PinnedCheckpointErrorCode;
 
 export class AuditError extends Error {
   override readonly name = 'AuditError';
@@ -186,6 +199,48 @@ export const AUDIT_FORMATS: readonly AuditFormat[] = ['html', 'md', 'json'];
 /** The file each format is written to, in the output directory. */
 export function reportFileName(format: AuditFormat): string {
   return `audit.${format}`;
+}
+
+/** The signed checkpoint note the report was made at, beside the reports: `--checkpoint` it. */
+export const CHECKPOINT_FILE = 'checkpoint.txt';
+
+/** Bytes read of a --checkpoint file: a checkpoint note with a few cosignatures is < 2 KiB. */
+const MAX_CHECKPOINT_FILE_BYTES = 64 * 1024;
+
+/**
+ * The text of a --checkpoint file: a signed note whose body is a checkpoint. Only its form is
+ * checked here; its signatures are checked against the log's key once the roots are read.
+ */
+export async function readCheckpointFile(file: string): Promise<string> {
+  const bad = (problem: string, cause?: unknown) =>
+    withHint(
+      new AuditError('BAD_CHECKPOINT', `--checkpoint ${file}: ${problem}`, { cause }),
+      `give a signed checkpoint note: an earlier report's ${CHECKPOINT_FILE}, or the checkpoint file of cairn monitor --state`,
+    );
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw bad(describeCause(error), error);
+  }
+  if (bytes.length > MAX_CHECKPOINT_FILE_BYTES) {
+    throw bad(`more than ${String(MAX_CHECKPOINT_FILE_BYTES)} bytes`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    parseCheckpoint(parseNote(text).text);
+  } catch (error) {
+    if (error instanceof TypeError || isTlogError(error)) {
+      throw bad(`not a signed checkpoint note (${describeCause(error)})`, error);
+    }
+    throw error;
+  }
+  return text;
+}
+
+function describeCause(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function compareText(a: string, b: string): number {
@@ -396,7 +451,7 @@ export class ReadProgress {
 const AUDIT: Usage = {
   command: 'cairn audit',
   synopsis:
-    'cairn audit --mirror URL --root FILE --from DATE --to DATE [--out DIR] [--format html,md,json] [--generated-at TIME]',
+    'cairn audit --mirror URL --root FILE --from DATE --to DATE [--out DIR] [--format html,md,json] [--generated-at TIME] [--checkpoint FILE]',
   details: [
     'Writes the evidence of what the repository published between --from and --to, checked',
     'from public data alone: through the mirror, the transparency log at its current checkpoint',
@@ -404,7 +459,9 @@ const AUDIT: Usage = {
     'version logged in the window): its files with length and sha256, who signed it, when, its',
     'log index and verified inclusion proof; every key change (root version) with the keys',
     'added and removed per role; every anomaly the monitor would report; and the checkpoint',
-    'the proofs were verified against, so anyone can verify them again.',
+    'the proofs were verified against, so anyone can verify them again. The checkpoint note is',
+    'also written to DIR/checkpoint.txt: given back with --checkpoint, a later run reads the log',
+    'at that checkpoint, not the current one, and writes byte-identical reports.',
     '',
     "  --mirror URL         a mirror's base URL (or the origin's public URL)",
     "  --root FILE          the repository's root.json to trust (version 1, or one you hold)",
@@ -416,9 +473,13 @@ const AUDIT: Usage = {
     '  --format LIST        which of html, md, json to write (default all three)',
     '  --generated-at TIME  a time to print in the report; without it the report holds no time',
     '                       of its own, and the same inputs give byte-identical files',
+    '  --checkpoint FILE    read the log at this signed checkpoint note (an earlier checkpoint.txt,',
+    "                       or cairn monitor --state's checkpoint), after verifying it with the",
+    "                       log key and proving it consistent with the mirror's current checkpoint",
     '',
-    'Exit status: 0 written, no anomaly; 3 written, with anomalies; 1 failed (nothing written);',
-    '2 bad usage or a bad date (BAD_DATE).',
+    'Exit status: 0 written, no anomaly; 3 written, with anomalies; 1 failed (nothing written;',
+    'with --checkpoint: CHECKPOINT_INVALID, SPLIT_VIEW, CHECKPOINT_AHEAD, CONSISTENCY_UNPROVEN);',
+    '2 bad usage, a bad date (BAD_DATE) or a bad --checkpoint file (BAD_CHECKPOINT).',
   ],
 };
 
@@ -430,6 +491,7 @@ const AUDIT_OPTIONS = {
   out: { type: 'string' },
   format: { type: 'string' },
   'generated-at': { type: 'string' },
+  checkpoint: { type: 'string' },
 } as const;
 
 export function parseFormats(text: string | undefined): AuditFormat[] {
@@ -455,8 +517,23 @@ function required(value: string | undefined, flag: string): string {
 }
 
 function auditHint(error: unknown): string | undefined {
-  if (error instanceof AuditError && error.code === 'UNREACHABLE') {
-    return 'check --mirror: it must serve metadata/ and log/ (cairn mirror serve, or the origin)';
+  if (error instanceof AuditError) {
+    switch (error.code) {
+      case 'UNREACHABLE':
+        return 'check --mirror: it must serve metadata/ and log/ (cairn mirror serve, or the origin)';
+      case 'CHECKPOINT_INVALID':
+        return "--checkpoint must be a checkpoint of this repository's log, signed by the log key its root declares";
+      case 'SPLIT_VIEW':
+        return 'the log was forked: keep the --checkpoint file and this output as evidence, and report it to the repository';
+      case 'CHECKPOINT_AHEAD':
+        return '--mirror is behind the --checkpoint: use a mirror that has synced past it, or the origin';
+      case 'CONSISTENCY_UNPROVEN':
+        return '--mirror must serve a valid log/checkpoint and the tiles under log/tile/ (cairn mirror sync)';
+      case 'BAD_DATE':
+      case 'BAD_CHECKPOINT':
+        // Their hints are set where they are thrown.
+        return undefined;
+    }
   }
   if (isVerifyError(error)) {
     return '--root must be a root.json of this repository, and that root must declare its log (x-cairn-log)';
@@ -511,10 +588,13 @@ export async function runAudit(
   }
   let window: AuditWindow;
   let generatedAt: Date | undefined;
+  let pinnedCheckpoint: string | undefined;
   try {
     window = parseWindow(fromText, toText);
     const at = values['generated-at'];
     generatedAt = at === undefined ? undefined : parseAuditDate(at, '--generated-at', 'start');
+    const checkpointFile = values.checkpoint;
+    if (checkpointFile !== undefined) pinnedCheckpoint = await readCheckpointFile(checkpointFile);
   } catch (error) {
     return printFailure(io, error, EXIT_USAGE);
   }
@@ -535,6 +615,7 @@ export async function runAudit(
       trustedRoot: root.bytes,
       fetch: progress.wrap(globalThis.fetch),
       now: () => asOf,
+      checkpoint: pinnedCheckpoint,
     });
   } catch (error) {
     progress.finish();
@@ -543,7 +624,9 @@ export async function runAudit(
       io,
       unreachable
         ? new AuditError('UNREACHABLE', `${mirror}: ${error.message}`, { cause: error })
-        : error,
+        : error instanceof PinnedCheckpointError
+          ? new AuditError(error.code, error.message, { cause: error })
+          : error,
       EXIT_FAILED,
     );
   }
@@ -559,6 +642,11 @@ export async function runAudit(
       await writeFileAtomic(path, renderReport(report, format));
       written.push(path);
     }
+    if (history.checkpoint !== undefined) {
+      const path = join(outDir, CHECKPOINT_FILE);
+      await writeFileAtomic(path, history.checkpoint.note);
+      written.push(path);
+    }
   } catch (error) {
     return printFailure(io, error, EXIT_FAILED);
   }
@@ -571,11 +659,17 @@ export async function runAudit(
   if (checkpoint === null) {
     io.stdout(`  checkpoint: ${report.log.origin}: did NOT verify (see the anomalies)`);
   } else {
+    const current = history.current;
     io.stdout(
-      `  checkpoint (every proof is against it): ${plural(checkpoint.size, 'entry', 'entries')}, root hash ${checkpoint.rootHash}`,
+      `  checkpoint (${current === undefined ? '' : 'pinned by --checkpoint; '}every proof is against it): ${plural(checkpoint.size, 'entry', 'entries')}, root hash ${checkpoint.rootHash}`,
     );
     for (const line of checkpoint.note.replace(/\n$/, '').split('\n')) {
       io.stdout(`    ${line}`.trimEnd());
+    }
+    if (current !== undefined) {
+      io.stdout(
+        `  consistent with the mirror's current checkpoint: ${plural(current.size, 'entry', 'entries')}, root hash ${current.rootHash}`,
+      );
     }
   }
   for (const path of written) io.stdout(`  wrote ${path}`);

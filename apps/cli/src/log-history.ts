@@ -61,6 +61,37 @@ export interface ReadHistoryOptions {
   readonly minApprovals?: number | undefined;
   /** Per-request timeout, default DEFAULT_TIMEOUT_MS. */
   readonly timeoutMs?: number | undefined;
+  /**
+   * A signed checkpoint note to read the log at instead of the mirror's current checkpoint
+   * (`cairn audit --checkpoint`): verified with the log key, proven consistent with the
+   * mirror's current checkpoint, and then every entry and proof is of its tree, so that a later
+   * read of a grown log gives the same history. Fails with PinnedCheckpointError.
+   */
+  readonly checkpoint?: string | undefined;
+}
+
+export type PinnedCheckpointErrorCode =
+  /** The note does not verify under the log's key, origin and witness policy (a foreign or
+   * altered checkpoint). */
+  | 'CHECKPOINT_INVALID'
+  /** The pinned checkpoint is larger than the mirror's current one: the mirror is behind it. */
+  | 'CHECKPOINT_AHEAD'
+  /** The pinned checkpoint and the mirror's current one cannot both be true: a fork. */
+  | 'SPLIT_VIEW'
+  /** The mirror's current checkpoint, or the tiles that prove consistency, did not verify. */
+  | 'CONSISTENCY_UNPROVEN';
+
+/** Why the log could not be read at the checkpoint given in `ReadHistoryOptions.checkpoint`. */
+export class PinnedCheckpointError extends Error {
+  override readonly name = 'PinnedCheckpointError';
+  readonly code: PinnedCheckpointErrorCode;
+  override readonly cause: unknown;
+
+  constructor(code: PinnedCheckpointErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message);
+    this.code = code;
+    this.cause = options?.cause;
+  }
 }
 
 export type EntryStatus = 'verified' | 'missing' | 'mismatch' | 'malformed' | 'unsigned';
@@ -203,6 +234,9 @@ export interface History {
         readonly note: string;
       }
     | undefined;
+  /** With `ReadHistoryOptions.checkpoint`: the mirror's current checkpoint, proven to extend
+   * the pinned one (the history itself is read at the pinned one). */
+  readonly current?: { readonly size: number; readonly rootHash: string } | undefined;
   /** The log the newest trusted root declares. */
   readonly log: {
     readonly origin: string;
@@ -508,20 +542,37 @@ export async function traceLog(options: ReadHistoryOptions): Promise<LogTrace> {
 
   let opened: OpenedCheckpoint | undefined;
   let signedNote = '';
-  try {
-    // Fetched here, not by reader.latest(): the signed note is kept, for whoever checks later.
-    const raw = await logFetch(get)('checkpoint');
-    signedNote = new TextDecoder().decode(raw);
-    opened = await reader.open(raw);
-  } catch (error) {
-    if (!isTlogError(error) && !isMissing(error)) throw error;
-    note({ code: 'CHECKPOINT_INVALID', message: `log/checkpoint: ${describeError(error)}` });
+  let current: OpenedCheckpoint | undefined;
+  if (options.checkpoint === undefined) {
+    try {
+      // Fetched here, not by reader.latest(): the signed note is kept, for whoever checks later.
+      const raw = await logFetch(get)('checkpoint');
+      signedNote = new TextDecoder().decode(raw);
+      opened = await reader.open(raw);
+    } catch (error) {
+      if (!isTlogError(error) && !isMissing(error)) throw error;
+      note({ code: 'CHECKPOINT_INVALID', message: `log/checkpoint: ${describeError(error)}` });
+    }
+  } else {
+    signedNote = options.checkpoint;
+    [opened, current] = await openPinned(reader, signedNote);
   }
   const complete = opened !== undefined && (await walk.follow(reader, opened.checkpoint));
   // A root the mirror serves beyond the newest logged one was never logged.
   if (opened !== undefined) {
-    for (const version of mirrorRoots.versions) {
-      if (version <= walk.newestLoggedRoot) continue;
+    const beyond = mirrorRoots.versions.filter((version) => version > walk.newestLoggedRoot);
+    const later =
+      current === undefined
+        ? new Set<number>()
+        : await loggedAfter(
+            reader,
+            opened.checkpoint,
+            current.checkpoint,
+            beyond,
+            mirrorRoots.bytes,
+          );
+    for (const version of beyond) {
+      if (later.has(version)) continue;
       note({
         code: 'UNLOGGED_ROOT',
         role: 'root',
@@ -544,6 +595,14 @@ export async function traceLog(options: ReadHistoryOptions): Promise<LogTrace> {
             rootHash: toHex(opened.checkpoint.rootHash),
             note: signedNote,
           },
+    ...(current === undefined
+      ? {}
+      : {
+          current: {
+            size: current.checkpoint.size,
+            rootHash: toHex(current.checkpoint.rootHash),
+          },
+        }),
     log: {
       origin: config.origin,
       key: config.key,
@@ -571,6 +630,88 @@ export async function traceLog(options: ReadHistoryOptions): Promise<LogTrace> {
   };
 }
 
+/**
+ * The pinned checkpoint note opened under the log's policy, and the mirror's current checkpoint
+ * it is proven consistent with: [pinned, current].
+ */
+async function openPinned(
+  reader: LogReader,
+  pinnedNote: string,
+): Promise<[OpenedCheckpoint, OpenedCheckpoint]> {
+  let pinned: OpenedCheckpoint;
+  try {
+    pinned = await reader.open(pinnedNote);
+  } catch (error) {
+    if (!isTlogError(error)) throw error;
+    throw new PinnedCheckpointError(
+      'CHECKPOINT_INVALID',
+      `the checkpoint given does not verify under this log's key: ${describeError(error)}`,
+      { cause: error },
+    );
+  }
+  let current: OpenedCheckpoint;
+  try {
+    current = await reader.latest();
+  } catch (error) {
+    if (!isTlogError(error) && !isMissing(error)) throw error;
+    throw new PinnedCheckpointError(
+      'CONSISTENCY_UNPROVEN',
+      `the mirror's log/checkpoint: ${describeError(error)}`,
+      { cause: error },
+    );
+  }
+  const [p, c] = [pinned.checkpoint, current.checkpoint];
+  if (p.size > c.size) {
+    throw new PinnedCheckpointError(
+      'CHECKPOINT_AHEAD',
+      `the checkpoint given has ${String(p.size)} entries, the mirror's current one only ${String(c.size)}`,
+    );
+  }
+  try {
+    await reader.checkConsistent(p, c);
+  } catch (error) {
+    if (isTlogError(error, 'SPLIT_VIEW')) {
+      throw new PinnedCheckpointError('SPLIT_VIEW', error.message, { cause: error });
+    }
+    if (!isTlogError(error) && !isMissing(error)) throw error;
+    throw new PinnedCheckpointError(
+      'CONSISTENCY_UNPROVEN',
+      `the checkpoint given (size ${String(p.size)}) could not be proven consistent with the mirror's (size ${String(c.size)}): ${describeError(error)}`,
+      { cause: error },
+    );
+  }
+  return [pinned, current];
+}
+
+/**
+ * The root versions among `versions` that the current tree logs after the pinned one: a root
+ * published after the pinned checkpoint is logged, only later, and not an anomaly of the
+ * pinned tree. A tree that cannot be read counts as not logging them.
+ */
+async function loggedAfter(
+  reader: LogReader,
+  pinned: Checkpoint,
+  current: Checkpoint,
+  versions: readonly number[],
+  bytes: ReadonlyMap<number, Uint8Array>,
+): Promise<Set<number>> {
+  const wanted = versions.flatMap((version) => {
+    const b = bytes.get(version);
+    return b === undefined ? [] : [{ role: 'root', version, bytes: b }];
+  });
+  if (wanted.length === 0 || current.size <= pinned.size) return new Set();
+  try {
+    const found = await reader.findMetadata(current, wanted, {
+      stopBelow: pinned.size,
+      maxScan: current.size - pinned.size,
+    });
+    return new Set(wanted.filter((_, i) => found[i] !== undefined).map((w) => w.version));
+  } catch (error) {
+    if (!isTlogError(error) && !isMissing(error)) throw error;
+    return new Set();
+  }
+}
+
 function logConfig(root: Root): LogConfig | undefined {
   try {
     return logConfigFromRoot(root.extra);
@@ -585,9 +726,10 @@ async function newestMirrorRoot(
   trustedRoot: Uint8Array,
   readAt: Date,
   note: Note,
-): Promise<{ set: TrustedMetadataSet; versions: number[] }> {
+): Promise<{ set: TrustedMetadataSet; versions: number[]; bytes: Map<number, Uint8Array> }> {
   const set = await TrustedMetadataSet.create(trustedRoot, readAt, webHashPort);
   const versions: number[] = [];
+  const rootBytes = new Map<number, Uint8Array>();
   for (let i = 0; i < DEFAULT_LIMITS.maxRootRotations; i++) {
     const version = set.root.signed.version + 1;
     let bytes: Uint8Array;
@@ -600,6 +742,7 @@ async function newestMirrorRoot(
     try {
       await set.updateRoot(bytes);
       versions.push(version);
+      rootBytes.set(version, bytes);
     } catch (error) {
       if (!isVerifyError(error)) throw error;
       note({
@@ -611,7 +754,7 @@ async function newestMirrorRoot(
       break;
     }
   }
-  return { set, versions };
+  return { set, versions, bytes: rootBytes };
 }
 
 type Note = (anomaly: Omit<Anomaly, 'severity'>) => void;

@@ -20,7 +20,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '@cairn/storage/fs-store';
-import { openCheckpoint } from '@cairn/tlog/checkpoint';
+import { formatCheckpoint, openCheckpoint, parseCheckpoint } from '@cairn/tlog/checkpoint';
+import { createEd25519Signer, parseNote, signNote } from '@cairn/tlog/note';
 import { checkpointPolicy } from '@cairn/tlog/log-config';
 import { leafHash, verifyInclusion } from '@cairn/tlog/merkle';
 import { keyRef, LoggedRepository } from '@cairn/origin/testing/logged-repository';
@@ -64,6 +65,9 @@ let mirror: { url: string; stop(): Promise<void> };
 /** The targets version each release was published as. */
 const versions: Record<'r1' | 'r2' | 'r3' | 'r4', number> = { r1: 0, r2: 0, r3: 0, r4: 0 };
 let refusal: unknown;
+/** The origin's clock: each publish is at the time last set. */
+let clock = new Date('2026-11-01T09:00:00.000Z');
+const at = (time: string) => (clock = new Date(time));
 
 /** Starts `cairn mirror serve` over the directory; resolves once it prints its URL. */
 function serveMirror(dir: string): Promise<typeof mirror> {
@@ -121,6 +125,11 @@ function audit(from: string, to: string, out: string, extra: string[] = []): Pro
   );
 }
 
+/** A checkpoint note's body, parsed (not verified). */
+function parseCheckpointNote(note: string) {
+  return { checkpoint: parseCheckpoint(parseNote(note).text) };
+}
+
 async function reportIn(out: string): Promise<AuditReport> {
   return JSON.parse(await readFile(join(out, 'audit.json'), 'utf8')) as AuditReport;
 }
@@ -128,8 +137,6 @@ async function reportIn(out: string): Promise<AuditReport> {
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'cairn-audit-'));
   const dir = join(work, 'repository');
-  let clock = new Date('2026-11-01T09:00:00.000Z');
-  const at = (time: string) => (clock = new Date(time));
   repo = await LoggedRepository.create({ store: new FsBlobStore(dir), now: () => clock });
   const { alice, bob } = repo.keys;
   carol = await Ed25519Signer.generate();
@@ -350,6 +357,7 @@ describe('cairn audit over a generated history', () => {
       `  wrote ${join(work, 'printed', 'audit.html')}`,
       `  wrote ${join(work, 'printed', 'audit.md')}`,
       `  wrote ${join(work, 'printed', 'audit.json')}`,
+      `  wrote ${join(work, 'printed', 'checkpoint.txt')}`,
       '',
     ]);
   });
@@ -478,13 +486,135 @@ describe('cairn audit over a generated history', () => {
     });
   });
 
+  describe('at a pinned --checkpoint, after the log has grown', () => {
+    let pinned: string;
+    let firstSize: number;
+    const all = ['audit.json', 'audit.md', 'audit.html'];
+
+    /** A note of the log's origin signed by `seed` as the log's name: the log key's seed, or not. */
+    async function signedBy(seed: Uint8Array, size: number, rootHash: Uint8Array) {
+      const origin = full.log.origin;
+      const signer = await createEd25519Signer(origin, seed);
+      return signNote(formatCheckpoint({ origin, size, rootHash, extensions: [] }), [signer]);
+    }
+
+    async function auditAt(note: string, out: string): Promise<CliResult> {
+      const file = join(work, `${out}.checkpoint.txt`);
+      await writeFile(file, note);
+      return audit('2026-11-02', '2026-11-07', join(work, out), ['--checkpoint', file]);
+    }
+
+    beforeAll(async () => {
+      pinned = join(fullOut, 'checkpoint.txt');
+      // The log grows past the report: a root rotation and a release after the window. The
+      // mirror now serves a root v4 the pinned tree does not hold: logged later, not unlogged.
+      at('2026-11-08T09:00:00.000Z');
+      const dave = await Ed25519Signer.generate();
+      expect(
+        await repo.changeRoot({
+          kind: 'add-publisher',
+          publisher: { ...keyRef(dave), name: 'dave' },
+        }),
+      ).toBe(4);
+      at('2026-11-08T10:00:00.000Z');
+      await repo.publish({ 'main.cvd': 'main 5\n' }, [repo.keys.alice, carol]);
+      firstSize = (await reportIn(fullOut)).log.checkpoint?.size ?? 0;
+    });
+
+    it('wrote the checkpoint note beside the reports', async () => {
+      expect(await readFile(pinned, 'utf8')).toBe(full.log.checkpoint?.note);
+    });
+
+    it('without --checkpoint, proves against the bigger checkpoint: another report', async () => {
+      const out = join(work, 'grown');
+      expect((await audit('2026-11-02', '2026-11-07', out)).code).toBe(0);
+      const report = await reportIn(out);
+      // The rotation and the release appended four entries (root v4 among them).
+      expect(report.log.checkpoint?.size).toBe(firstSize + 4);
+      expect(report.anomalies).toEqual([]);
+      expect(report.releases.map((r) => r.version)).toEqual(full.releases.map((r) => r.version));
+      expect(await readFile(join(out, 'audit.json'))).not.toEqual(
+        await readFile(join(fullOut, 'audit.json')),
+      );
+      expect(await readFile(join(out, 'checkpoint.txt'), 'utf8')).toBe(report.log.checkpoint?.note);
+    });
+
+    it('with --checkpoint, is byte for byte the first report, and says so', async () => {
+      const out = join(work, 'pinned');
+      const result = await audit('2026-11-02', '2026-11-07', out, ['--checkpoint', pinned]);
+      expect(result.code).toBe(0);
+      for (const name of [...all, 'checkpoint.txt']) {
+        expect(await readFile(join(out, name))).toEqual(await readFile(join(fullOut, name)));
+      }
+      const current = (await reportIn(join(work, 'grown'))).log.checkpoint;
+      const checkpoint = full.log.checkpoint;
+      expect(result.stdout.split('\n').slice(1, 2)).toEqual([
+        `  checkpoint (pinned by --checkpoint; every proof is against it): ${checkpoint?.size} entries, root hash ${checkpoint?.rootHash}`,
+      ]);
+      expect(result.stdout).toContain(
+        `\n  consistent with the mirror's current checkpoint: ${current?.size} entries, root hash ${current?.rootHash}\n  wrote `,
+      );
+    });
+
+    it('refuses a forked checkpoint with SPLIT_VIEW, exit 1, writing nothing', async () => {
+      const size = full.log.checkpoint?.size ?? 0;
+      const forged = await signedBy(
+        repo.keys.log.exportSecretKey(),
+        size,
+        new Uint8Array(32).fill(0x5a),
+      );
+      const result = await auditAt(forged, 'forked');
+      expect(result.code).toBe(1);
+      expect(result.stderr.split('\n').slice(1)).toEqual([
+        `✘ SPLIT_VIEW: split view: the log's checkpoints at sizes ${size} and ${size + 4} cannot both be true (consistency proof does not lead to both tree heads)`,
+        '  hint: the log was forked: keep the --checkpoint file and this output as evidence, and report it to the repository',
+        '',
+      ]);
+      await expect(readFile(join(work, 'forked', 'audit.json'))).rejects.toThrow('ENOENT');
+    });
+
+    it('refuses a checkpoint not signed by the log key with CHECKPOINT_INVALID, exit 1', async () => {
+      const { checkpoint } = parseCheckpointNote(full.log.checkpoint?.note ?? '');
+      const foreign = await signedBy(
+        new Uint8Array(32).fill(9),
+        checkpoint.size,
+        checkpoint.rootHash,
+      );
+      const result = await auditAt(foreign, 'foreign');
+      expect(result.code).toBe(1);
+      expect(result.stderr.split('\n').slice(1)).toEqual([
+        `✘ CHECKPOINT_INVALID: the checkpoint given does not verify under this log's key: checkpoint is not signed by the log key ${full.log.origin}`,
+        "  hint: --checkpoint must be a checkpoint of this repository's log, signed by the log key its root declares",
+        '',
+      ]);
+      await expect(readFile(join(work, 'foreign', 'audit.json'))).rejects.toThrow('ENOENT');
+    });
+
+    it("refuses a checkpoint bigger than the mirror's with CHECKPOINT_AHEAD, exit 1", async () => {
+      const size = (full.log.checkpoint?.size ?? 0) + 10;
+      const ahead = await signedBy(repo.keys.log.exportSecretKey(), size, new Uint8Array(32));
+      const result = await auditAt(ahead, 'ahead');
+      expect(result.code).toBe(1);
+      expect(result.stderr.split('\n').slice(1)).toEqual([
+        `✘ CHECKPOINT_AHEAD: the checkpoint given has ${size} entries, the mirror's current one only ${size - 6}`,
+        '  hint: --mirror is behind the --checkpoint: use a mirror that has synced past it, or the origin',
+        '',
+      ]);
+      await expect(readFile(join(work, 'ahead', 'audit.json'))).rejects.toThrow('ENOENT');
+    });
+  });
+
   // Last: it alters the repository the tests above read.
   it('reports a logged file the mirror serves altered, on top and beside its release', async () => {
     const file = join(work, 'repository', 'metadata', `${versions.r2}.targets.json`);
     const original = await readFile(file, 'utf8');
     await writeFile(file, original.replace('"version"', ' "version"'));
     const out = join(work, 'altered');
-    const result = await audit('2026-11-02', '2026-11-07', out);
+    // Pinned: the log has grown since the first report (above), its proofs have not.
+    const result = await audit('2026-11-02', '2026-11-07', out, [
+      '--checkpoint',
+      join(fullOut, 'checkpoint.txt'),
+    ]);
     expect(result.code).toBe(3);
     expect(result.stdout.split('\n')[0]).toBe(
       '✘ 2026-11-02T00:00:00.000Z to 2026-11-07T23:59:59.999Z: 4 releases, 2 key changes, 1 anomaly',
