@@ -23,7 +23,12 @@ import { PublisherClient } from '../../src/publisher-client.js';
 import { RootChain } from '../../src/repository.js';
 import { serveOrigin, type RunningOrigin } from '../../src/server.js';
 import { OriginService } from '../../src/service.js';
-import { TEST_LOG_NAME } from '../../src/testing/logged-repository.js';
+import {
+  TEST_LOG_NAME,
+  generateRepositoryKeys,
+  keyRef,
+  type RepositoryKeys,
+} from '../../src/testing/logged-repository.js';
 import { LOG_PREFIX } from '../../src/layout.js';
 import { declaredLog } from '../../src/transparency-log.js';
 
@@ -38,29 +43,13 @@ export const TEST_POLICY: Policy = {
   limits: { maxFiles: 100, maxFileBytes: 2 ** 30, maxReleaseBytes: 2 ** 32, maxNameBytes: 255 },
 };
 
-export const ref = (s: Ed25519Signer) => ({ keyid: s.keyid, key: s.publicKey });
+export const ref = keyRef;
 
-export interface TestKeys {
-  readonly root: readonly Ed25519Signer[];
-  readonly alice: Ed25519Signer;
-  readonly bob: Ed25519Signer;
-  readonly carol: Ed25519Signer;
-  readonly snapshot: Ed25519Signer;
-  readonly timestamp: Ed25519Signer;
-  readonly log: Ed25519Signer;
-}
+/** The logged repository's keys, and carol: a third publisher the tests add and revoke. */
+export type TestKeys = RepositoryKeys & { readonly carol: Ed25519Signer };
 
 export async function generateKeys(): Promise<TestKeys> {
-  const g = () => Ed25519Signer.generate();
-  return {
-    root: [await g(), await g()],
-    alice: await g(),
-    bob: await g(),
-    carol: await g(),
-    snapshot: await g(),
-    timestamp: await g(),
-    log: await g(),
-  };
+  return { ...(await generateRepositoryKeys()), carol: await Ed25519Signer.generate() };
 }
 
 /** Root version 1: publishers alice and bob (named), and the log (`log: false`: none). */
