@@ -15,7 +15,6 @@
  */
 import type { BlobStore } from '@cairn/storage/blob-store';
 import { parseCheckpoint } from '@cairn/tlog/checkpoint';
-import { consistencyProofFromTiles, tilePath } from '@cairn/tlog/tiles';
 import {
   formatAddCheckpointRequest,
   openCosignatureLines,
@@ -32,13 +31,12 @@ import {
   logConfigFromRoot,
   type LogConfig,
 } from '@cairn/tlog/log-config';
-import { LogWriter, type AppendResult } from '@cairn/tlog/log-writer';
+import { LogWriter, type AppendResult, type CosignRequest } from '@cairn/tlog/log-writer';
 import {
   ALGORITHM_ED25519,
   createEd25519Signer,
   formatVerifierKey,
   parseNote,
-  signNote,
   type NoteSignature,
   type NoteSigner,
 } from '@cairn/tlog/note';
@@ -199,25 +197,21 @@ async function boundedText(response: Response, limit: number): Promise<string> {
 }
 
 /**
- * One witness's cosignatures over `body` (the checkpoint body; `note` the same signed by the
- * log). `old` starts at the writer's old size; a 409 naming another size is retried once with
- * a proof from that size, built from the new tree's tiles (already in the store).
+ * One witness's cosignatures over the new checkpoint. `old` starts at the writer's old size; a
+ * 409 naming another size is retried once with a proof from that size.
  */
 async function askWitness(
   witness: WitnessEndpoint,
-  body: string,
-  note: string,
-  oldSize: number,
-  readTile: (level: number, index: number, width: number) => Promise<Uint8Array>,
+  request: CosignRequest,
   settings: WitnessSettings,
 ): Promise<readonly NoteSignature[]> {
+  const { body, note, newSize } = request;
   const verifier = await witnessVerifier(witness.key);
-  const newSize = parseCheckpoint(body).size;
   const doFetch = settings.fetch ?? fetch;
   const url = `${witness.url.replace(/\/+$/, '')}/add-checkpoint`;
-  let old = oldSize;
+  let old = request.oldSize;
   for (let attempt = 0; ; attempt++) {
-    const proof = old === 0 ? [] : await consistencyProofFromTiles(old, newSize, readTile);
+    const proof = old === 0 ? [] : await request.consistencyProof(old);
     const response = await doFetch(url, {
       method: 'POST',
       headers: { 'content-type': 'text/plain; charset=utf-8' },
@@ -256,22 +250,12 @@ function describeFailure(reason: unknown): string {
  * written, so nothing is published that clients requiring the quorum would refuse.
  */
 function witnessCosigner(
-  store: BlobStore,
-  signer: NoteSigner,
   config: LogConfig,
   settings: WitnessSettings,
-): (body: string, oldSize: number) => Promise<readonly NoteSignature[]> {
-  const readTile = async (level: number, index: number, width: number): Promise<Uint8Array> => {
-    const key = `${LOG_PREFIX}${tilePath({ level, index, width })}`;
-    const found = await readBytes(store, key);
-    if (found === undefined) throw new OriginError('INTEGRITY', `the log has no ${key}`);
-    return found.bytes;
-  };
-  return async (body, oldSize) => {
-    // ed25519 is deterministic: this is the very signature the writer puts on the checkpoint.
-    const note = await signNote(body, [signer]);
+): (request: CosignRequest) => Promise<readonly NoteSignature[]> {
+  return async (request) => {
     const results = await Promise.allSettled(
-      settings.witnesses.map((w) => askWitness(w, body, note, oldSize, readTile, settings)),
+      settings.witnesses.map((w) => askWitness(w, request, settings)),
     );
     const cosignatures: NoteSignature[] = [];
     const failures: string[] = [];
@@ -374,9 +358,7 @@ export class TransparencyLog {
       prefix: LOG_PREFIX,
       lockKey: LOG_LOCK_KEY,
       now: this.#now,
-      ...(witnesses.witnesses.length > 0
-        ? { cosign: witnessCosigner(this.#store, signer, config, witnesses) }
-        : {}),
+      ...(witnesses.witnesses.length > 0 ? { cosign: witnessCosigner(config, witnesses) } : {}),
     });
   }
 

@@ -18,7 +18,7 @@ import { bytesEqual, fromUtf8, toHex, utf8 } from './bytes.js';
 import { formatCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint.js';
 import { TlogError } from './errors.js';
 import { HASH_SIZE, TILE_WIDTH } from './limits.js';
-import { leafHash, nodeHash, treeRoot, type SubtreeReader } from './merkle.js';
+import { consistencyProof, extendSubtreeReader, leafHash, treeRoot } from './merkle.js';
 import { LogReader } from './log-reader.js';
 import { formatNote, parseNote, signNote, type NoteSignature, type NoteSigner } from './note.js';
 import {
@@ -50,8 +50,20 @@ export interface LogWriterOptions {
   readonly now?: (() => Date) | undefined;
   readonly sleep?: ((ms: number) => Promise<void>) | undefined;
   /** Witness cosignatures for a new checkpoint (C2SP tlog-cosignature), added after the log's. */
-  readonly cosign?:
-    ((checkpointText: string, oldSize: number) => Promise<readonly NoteSignature[]>) | undefined;
+  readonly cosign?: ((request: CosignRequest) => Promise<readonly NoteSignature[]>) | undefined;
+}
+
+/** What a witness needs to cosign a new checkpoint (C2SP tlog-witness add-checkpoint). */
+export interface CosignRequest {
+  /** The new checkpoint as signed by the log: the note a witness is sent. */
+  readonly note: string;
+  /** Its body: what cosignatures sign. */
+  readonly body: string;
+  /** The size of the checkpoint it replaces. */
+  readonly oldSize: number;
+  readonly newSize: number;
+  /** A consistency proof from `fromSize` to the new tree (built in memory, no store reads). */
+  consistencyProof(fromSize: number): Promise<Uint8Array[]>;
 }
 
 export interface AppendResult {
@@ -156,7 +168,7 @@ export class LogWriter {
 
     const leaves = await Promise.all(entries.map((e) => leafHash(e)));
     const newSize = size + entries.length;
-    const read = extendedReader(size, tileSubtreeReader(size, readOld), leaves);
+    const read = extendSubtreeReader(size, tileSubtreeReader(size, readOld), leaves);
     const repaired: string[] = [];
     for (const tile of newTiles(size, newSize)) {
       await this.#writeTile(tilePath(tile), await buildTile(read, tile), repaired);
@@ -174,7 +186,13 @@ export class LogWriter {
     });
     let text = await signNote(body, [this.#signer]);
     if (this.#cosign !== undefined) {
-      const extra = await this.#cosign(body, size);
+      const extra = await this.#cosign({
+        note: text,
+        body,
+        oldSize: size,
+        newSize,
+        consistencyProof: (fromSize) => consistencyProof(read, fromSize, newSize),
+      });
       if (extra.length > 0) {
         const note = parseNote(text);
         text = formatNote({ text: note.text, signatures: [...note.signatures, ...extra] });
@@ -411,36 +429,4 @@ export class LogWriter {
       // Taken over after expiry, or storage is failing: the lease expires on its own.
     }
   }
-}
-
-/** The tree of `size` old leaves (read from tiles) extended by `leaves`. */
-function extendedReader(
-  size: number,
-  old: SubtreeReader,
-  leaves: readonly Uint8Array[],
-): SubtreeReader {
-  const memo = new Map<string, Promise<Uint8Array>>();
-  const read: SubtreeReader = (height, index) => {
-    const span = 2 ** height;
-    const start = index * span;
-    if (start + span <= size) return old(height, index);
-    if (height === 0) {
-      const leaf = leaves[start - size];
-      if (leaf === undefined) {
-        return Promise.reject(
-          new TlogError('INVALID_ARGUMENT', `no leaf at index ${String(start)}`),
-        );
-      }
-      return Promise.resolve(leaf);
-    }
-    const key = `${String(height)}/${String(index)}`;
-    let hash = memo.get(key);
-    if (hash === undefined) {
-      hash = (async () =>
-        nodeHash(await read(height - 1, 2 * index), await read(height - 1, 2 * index + 1)))();
-      memo.set(key, hash);
-    }
-    return hash;
-  };
-  return read;
 }

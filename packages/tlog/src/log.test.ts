@@ -315,8 +315,8 @@ describe('writer and reader over object storage', () => {
     const writer = new LogWriter({
       store,
       signer,
-      cosign: async (text) => [
-        { name: witness.name, keyHash: witness.keyHash, signature: await witness.sign(text) },
+      cosign: async ({ body }) => [
+        { name: witness.name, keyHash: witness.keyHash, signature: await witness.sign(body) },
       ],
     });
     await writer.append(await entries(1, 3));

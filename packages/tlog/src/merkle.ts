@@ -41,14 +41,32 @@ export type SubtreeReader = (height: number, index: number) => Promise<Uint8Arra
 
 /** A reader over leaf hashes held in memory: hashes each subtree once, on first use. */
 export function subtreeReaderFromLeafHashes(leafHashes: readonly Uint8Array[]): SubtreeReader {
+  return extendSubtreeReader(0, () => Promise.reject(new Error('unreachable')), leafHashes);
+}
+
+/**
+ * The tree of `size` leaves that `old` reads, extended by `leaves` held in memory: complete
+ * subtrees of the old tree come from `old`, the rest is hashed from the new leaves, each subtree
+ * once, on first use. What an append writes its new tiles from.
+ */
+export function extendSubtreeReader(
+  size: number,
+  old: SubtreeReader,
+  leaves: readonly Uint8Array[],
+): SubtreeReader {
   const memo = new Map<string, Promise<Uint8Array>>();
-  const read = async (height: number, index: number): Promise<Uint8Array> => {
+  const read: SubtreeReader = (height, index) => {
+    const span = 2 ** height;
+    const start = index * span;
+    if (start + span <= size) return old(height, index);
     if (height === 0) {
-      const leaf = leafHashes[index];
+      const leaf = leaves[start - size];
       if (leaf === undefined) {
-        throw new TlogError('INVALID_ARGUMENT', `no leaf hash at index ${String(index)}`);
+        return Promise.reject(
+          new TlogError('INVALID_ARGUMENT', `no leaf hash at index ${String(start)}`),
+        );
       }
-      return leaf;
+      return Promise.resolve(leaf);
     }
     const key = `${String(height)}/${String(index)}`;
     let hash = memo.get(key);

@@ -64,6 +64,37 @@ export async function generateRepositoryKeys(): Promise<RepositoryKeys> {
 
 export const keyRef = (s: Ed25519Signer) => ({ keyid: s.keyid, key: s.publicKey });
 
+/**
+ * Root version 1 of a test repository: root threshold 2, publishers alice and bob (named,
+ * threshold 2), and the log (its first entry) unless `log: false`.
+ */
+export function initTestRepository(
+  store: BlobStore,
+  keys: RepositoryKeys,
+  options: {
+    now?: Date | undefined;
+    rootExpiry?: number | undefined;
+    logName?: string | undefined;
+    log?: boolean | undefined;
+  } = {},
+): ReturnType<typeof initRepository> {
+  return initRepository(store, {
+    rootSigners: keys.root,
+    rootThreshold: 2,
+    publishers: [
+      { ...keyRef(keys.alice), name: 'alice' },
+      { ...keyRef(keys.bob), name: 'bob' },
+    ],
+    targetsThreshold: 2,
+    snapshotKey: keyRef(keys.snapshot),
+    timestampKey: keyRef(keys.timestamp),
+    rootExpiry: options.rootExpiry ?? TEST_POLICY.expiry.root,
+    now: options.now ?? new Date(),
+    log:
+      options.log === false ? undefined : { name: options.logName ?? TEST_LOG_NAME, key: keys.log },
+  });
+}
+
 export interface LoggedRepositoryOptions {
   readonly store?: BlobStore | undefined;
   readonly keys?: RepositoryKeys | undefined;
@@ -150,20 +181,7 @@ export class LoggedRepository {
     const now = options.now ?? (() => new Date());
     const policy = options.policy ?? TEST_POLICY;
     const logName = options.logName ?? TEST_LOG_NAME;
-    await initRepository(store, {
-      rootSigners: keys.root,
-      rootThreshold: 2,
-      publishers: [
-        { ...keyRef(keys.alice), name: 'alice' },
-        { ...keyRef(keys.bob), name: 'bob' },
-      ],
-      targetsThreshold: 2,
-      snapshotKey: keyRef(keys.snapshot),
-      timestampKey: keyRef(keys.timestamp),
-      rootExpiry: policy.expiry.root,
-      now: now(),
-      log: { name: logName, key: keys.log },
-    });
+    await initTestRepository(store, keys, { now: now(), rootExpiry: policy.expiry.root, logName });
     const service = new OriginService({
       store,
       online: { snapshot: [keys.snapshot], timestamp: [keys.timestamp] },

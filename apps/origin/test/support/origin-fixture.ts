@@ -16,7 +16,6 @@ import { parseEntry, type MetadataEntry } from '@cairn/tlog/entry';
 import { LogReader } from '@cairn/tlog/log-reader';
 import { Ed25519Signer } from '@cairn/verify/signer';
 import { Updater } from '@cairn/verify/updater';
-import { initRepository } from '../../src/admin.js';
 import type { Policy } from '../../src/context.js';
 import { createLogger } from '../../src/log.js';
 import { PublisherClient } from '../../src/publisher-client.js';
@@ -24,24 +23,16 @@ import { RootChain } from '../../src/repository.js';
 import { serveOrigin, type RunningOrigin } from '../../src/server.js';
 import { OriginService } from '../../src/service.js';
 import {
-  TEST_LOG_NAME,
+  TEST_POLICY,
   generateRepositoryKeys,
+  initTestRepository as initLoggedTestRepository,
   keyRef,
   type RepositoryKeys,
 } from '../../src/testing/logged-repository.js';
+
+export { TEST_POLICY };
 import { LOG_PREFIX } from '../../src/layout.js';
 import { declaredLog } from '../../src/transparency-log.js';
-
-const DAY = 86_400_000;
-
-export const TEST_POLICY: Policy = {
-  expiry: { root: 365 * DAY, targets: 90 * DAY, snapshot: 7 * DAY, timestamp: DAY },
-  refreshBefore: { snapshot: 3 * DAY, timestamp: DAY / 2 },
-  targetsWarning: 14 * DAY,
-  deltas: { pastVersions: 3, maxFileBytes: 64 * 2 ** 20 },
-  retention: { releases: 10, graceSeconds: 3600 },
-  limits: { maxFiles: 100, maxFileBytes: 2 ** 30, maxReleaseBytes: 2 ** 32, maxNameBytes: 255 },
-};
 
 export const ref = keyRef;
 
@@ -53,26 +44,13 @@ export async function generateKeys(): Promise<TestKeys> {
 }
 
 /** Root version 1: publishers alice and bob (named), and the log (`log: false`: none). */
-export async function initTestRepository(
+export function initTestRepository(
   store: BlobStore,
   keys: TestKeys,
   now = new Date(),
   options: { log?: boolean } = {},
 ) {
-  return initRepository(store, {
-    rootSigners: keys.root,
-    rootThreshold: 2,
-    publishers: [
-      { ...ref(keys.alice), name: 'alice' },
-      { ...ref(keys.bob), name: 'bob' },
-    ],
-    targetsThreshold: 2,
-    snapshotKey: ref(keys.snapshot),
-    timestampKey: ref(keys.timestamp),
-    rootExpiry: TEST_POLICY.expiry.root,
-    now,
-    log: options.log === false ? undefined : { name: TEST_LOG_NAME, key: keys.log },
-  });
+  return initLoggedTestRepository(store, keys, { now, log: options.log });
 }
 
 export interface TestOrigin {
