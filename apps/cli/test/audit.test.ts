@@ -10,7 +10,6 @@
  * browser (Debian's chromium, driven by playwright-core), which takes a screenshot for people to
  * look at: apps/cli/test-output/audit-report.png, beside the report (test-output/audit-report/).
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -29,7 +28,7 @@ import { fromHex, toHex } from '@cairn/verify/encoding';
 import { Ed25519Signer } from '@cairn/verify/signer';
 import type { AuditReport } from '../src/audit-report.js';
 import { CHROMIUM_ARGS, ensureChromium } from '../../../test/support/chromium.js';
-import { builtBin, runBuilt, type CliResult } from './support/run-cli.js';
+import { builtBin, runBuilt, serveMirrorDir, type CliResult } from './support/run-cli.js';
 
 const cairn = builtBin('main');
 const OUTPUT_DIR = fileURLToPath(new URL('../test-output/', import.meta.url));
@@ -71,36 +70,11 @@ const at = (time: string) => (clock = new Date(time));
 
 /** Starts `cairn mirror serve` over the directory; resolves once it prints its URL. */
 function serveMirror(dir: string): Promise<typeof mirror> {
-  const child = spawn(
-    process.execPath,
-    [cairn, 'mirror', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--name', 'audit'],
-    { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: work } },
-  );
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  let output = '';
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (output += text));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`no URL line: ${output}`));
-    }, 30_000);
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      output += text;
-      const url = / serving (http:\/\/127\.0\.0\.1:\d+) /.exec(output)?.[1];
-      if (url === undefined) return;
-      clearTimeout(timer);
-      resolve({
-        url,
-        stop: () => {
-          child.kill('SIGTERM');
-          return exited;
-        },
-      });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`cairn mirror serve exited: ${output}`));
-    });
+  return serveMirrorDir(cairn, {
+    dir,
+    name: 'audit',
+    cwd: work,
+    env: { PATH: process.env.PATH ?? '', HOME: work },
   });
 }
 

@@ -7,7 +7,6 @@
  * install (text, JSON, quiet), a run with nothing new, a new release fetched as a delta, a
  * rollback and its undo, then the failures.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -18,7 +17,7 @@ import { acquireStateLock } from '@cairn/client/state-lock';
 import type { UpdateReport } from '@cairn/client/update';
 import { publishedRepository, type PublishedRepository } from './support/published-repository.js';
 import { RELEASE_1, RELEASE_2 } from './support/releases.js';
-import { builtBin, runBuilt, type CliResult } from './support/run-cli.js';
+import { builtBin, runBuilt, serveMirrorDir, type CliResult } from './support/run-cli.js';
 
 const cairn = builtBin('main');
 const LOG_ORIGIN = 'cairn.test/log';
@@ -50,38 +49,7 @@ interface Mirror {
 
 /** Starts `cairn mirror serve` over the repository; resolves once it prints its URL. */
 function serveMirror(name: string): Promise<Mirror> {
-  const child: ChildProcessWithoutNullStreams = spawn(
-    process.execPath,
-    [cairn, 'mirror', 'serve', '--dir', repo.dir, '--listen', '127.0.0.1:0', '--name', name],
-    { cwd: work, env: env() },
-  );
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  let stdout = '';
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`no URL line: ${stdout}${stderr}`));
-    }, 30_000);
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text;
-      const url = / serving (http:\/\/127\.0\.0\.1:\d+) /.exec(stdout)?.[1];
-      if (url === undefined) return;
-      clearTimeout(timer);
-      resolve({
-        url,
-        stop: () => {
-          child.kill('SIGTERM');
-          return exited;
-        },
-      });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`cairn mirror serve exited: ${stdout}${stderr}`));
-    });
-  });
+  return serveMirrorDir(cairn, { dir: repo.dir, name, cwd: work, env: env() });
 }
 
 /** Every regular file under `dir`, relative and `/`-separated, with its content. */

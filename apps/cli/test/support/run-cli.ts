@@ -49,3 +49,61 @@ export function runBuilt(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+export interface ServedMirror {
+  readonly url: string;
+  /** SIGTERM, resolved once the process has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the built `cairn mirror serve --dir DIR --listen 127.0.0.1:0 --name NAME` and resolves
+ * once it prints its URL (30 s at most; a child that exits first rejects with its output).
+ */
+export function serveMirrorDir(
+  bin: string,
+  options: { dir: string; name: string; cwd: string; env: NodeJS.ProcessEnv },
+): Promise<ServedMirror> {
+  const child = spawn(
+    process.execPath,
+    [
+      bin,
+      'mirror',
+      'serve',
+      '--dir',
+      options.dir,
+      '--listen',
+      '127.0.0.1:0',
+      '--name',
+      options.name,
+    ],
+    { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no URL line: ${stdout}${stderr}`));
+    }, 30_000);
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      stdout += text;
+      const url = / serving (http:\/\/127\.0\.0\.1:\d+) /.exec(stdout)?.[1];
+      if (url === undefined) return;
+      clearTimeout(timer);
+      resolve({
+        url,
+        stop: () => {
+          child.kill('SIGTERM');
+          return exited;
+        },
+      });
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`cairn mirror serve exited: ${stdout}${stderr}`));
+    });
+  });
+}
